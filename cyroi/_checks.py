@@ -1,0 +1,80 @@
+"""Argument checks shared by every op. Messages name the argument, what was
+expected and what came (TypeError for wrong kinds, ValueError for wrong
+shapes or values)."""
+import math
+import numbers
+
+import numpy as np
+
+LAYOUTS = ("NCHW", "NHWC")
+MODES = ("avg", "max")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def output_size(value):
+    """int or (PH, PW), each >= 1 -> (PH, PW)."""
+    pair = (value, value) if _is_int(value) else value
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(map(_is_int, pair))):
+        raise TypeError(f"output_size must be an int or a pair of ints; got {value!r}")
+    if min(pair) < 1:
+        raise ValueError(f"output_size must be >= 1; got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def spatial_scale(value):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"spatial_scale must be a real number; got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"spatial_scale must be finite and > 0; got {value!r}")
+    return float(value)
+
+
+def sampling_ratio(value):
+    if not _is_int(value):
+        raise TypeError(f"sampling_ratio must be an int; got {value!r}")
+    if value == 0 or value < -1:
+        raise ValueError(f"sampling_ratio must be > 0, or -1 for adaptive; got {value}")
+    return int(value)
+
+
+def choice(value, name, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value
+
+
+def features(array, layout):
+    """Checks a 4-D floating feature array; returns its (N, C, H, W)."""
+    choice(layout, "layout", LAYOUTS)
+    if array.ndim != 4:
+        raise ValueError(f"features must be 4-D ({layout}); got shape {tuple(array.shape)}")
+    if array.dtype.kind != "f":
+        raise TypeError(f"features must be floating (float16, float32 or float64); "
+                        f"got {array.dtype}")
+    n, c, h, w = array.shape if layout == "NCHW" else (array.shape[0], array.shape[3],
+                                                       *array.shape[1:3])
+    if h < 1 or w < 1:
+        raise ValueError(f"features must have H >= 1 and W >= 1; got shape {tuple(array.shape)}")
+    return n, c, h, w
+
+
+def input_shape(value, layout):
+    """A backward's input_shape in `layout` -> (N, C, H, W)."""
+    if not (isinstance(value, (tuple, list)) and len(value) == 4 and all(map(_is_int, value))):
+        raise TypeError(f"input_shape must be 4 ints ({layout}); got {value!r}")
+    n, c, h, w = value if layout == "NCHW" else (value[0], value[3], value[1], value[2])
+    if min(n, c) < 0 or min(h, w) < 1:
+        raise ValueError(f"input_shape must have N, C >= 0 and H, W >= 1; got {tuple(value)}")
+    return int(n), int(c), int(h), int(w)
+
+
+def pooled_array(array, name, expected, layout):
+    """grad_output or argmax: shape (K, C, PH, PW) in `layout`."""
+    k, c, ph, pw = expected
+    shape = (k, c, ph, pw) if layout == "NCHW" else (k, ph, pw, c)
+    if tuple(array.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape}; got {tuple(array.shape)}")
+    return array

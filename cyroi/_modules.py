@@ -1,0 +1,79 @@
+"""Object form of the ops for explicit forward/backward pipelines (the
+Chainer / MXNet style): forward keeps exactly what backward needs."""
+from ._api import roi_align, roi_align_backward, roi_pool, roi_pool_backward
+
+
+class _Saved:
+    def __init__(self, rois, features, layout, batch_indices, argmax=None):
+        self.rois = rois
+        self.input_shape = tuple(int(d) for d in features.shape)
+        self.layout = layout
+        self.batch_indices = batch_indices
+        self.argmax = argmax
+
+
+class _Op:
+    _saved = None
+
+    def _saved_or_raise(self):
+        if self._saved is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self._saved
+
+
+class RoIAlign(_Op):
+    """roi_align with fixed parameters; .forward then .backward."""
+
+    def __init__(self, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False,
+                 mode="avg"):
+        self.output_size = output_size
+        self.spatial_scale = spatial_scale
+        self.sampling_ratio = sampling_ratio
+        self.aligned = aligned
+        self.mode = mode
+
+    def _params(self):
+        return dict(spatial_scale=self.spatial_scale, sampling_ratio=self.sampling_ratio,
+                    aligned=self.aligned, mode=self.mode)
+
+    def forward(self, features, rois, *, layout="NCHW", batch_indices=None):
+        argmax = None
+        result = roi_align(features, rois, self.output_size, **self._params(), layout=layout,
+                           batch_indices=batch_indices, return_argmax=self.mode == "max")
+        if self.mode == "max":
+            result, argmax = result
+        self._saved = _Saved(rois, features, layout, batch_indices, argmax)
+        return result
+
+    def backward(self, grad_output):
+        s = self._saved_or_raise()
+        return roi_align_backward(grad_output, s.rois, s.input_shape, **self._params(),
+                                  argmax=s.argmax, layout=s.layout,
+                                  batch_indices=s.batch_indices)
+
+    def __repr__(self):
+        return (f"RoIAlign(output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
+                f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}, "
+                f"mode={self.mode!r})")
+
+
+class RoIPool(_Op):
+    """roi_pool with fixed parameters; .forward then .backward."""
+
+    def __init__(self, output_size, spatial_scale=1.0):
+        self.output_size = output_size
+        self.spatial_scale = spatial_scale
+
+    def forward(self, features, rois, *, layout="NCHW", batch_indices=None):
+        out, argmax = roi_pool(features, rois, self.output_size, self.spatial_scale,
+                               layout=layout, batch_indices=batch_indices, return_argmax=True)
+        self._saved = _Saved(rois, features, layout, batch_indices, argmax)
+        return out
+
+    def backward(self, grad_output):
+        s = self._saved_or_raise()
+        return roi_pool_backward(grad_output, s.rois, s.argmax, s.input_shape, layout=s.layout,
+                                 batch_indices=s.batch_indices)
+
+    def __repr__(self):
+        return f"RoIPool(output_size={self.output_size}, spatial_scale={self.spatial_scale})"

@@ -1,0 +1,87 @@
+"""RoIs in the SPEC's three forms -> (boxes (K, B) float, batch (K,) int64)."""
+import numpy as np
+
+from ._arrays import import_like
+
+
+def _array_module(backend):
+    if backend.name == "numpy":
+        return np
+    import cupy
+    return cupy
+
+
+def _numeric(array, name):
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold numbers; got dtype {array.dtype}")
+    return array
+
+
+def _per_image_list(rois, box_columns, backend, xp):
+    parts, batch = [], []
+    for image, item in enumerate(rois):
+        part = _numeric(import_like(item, f"rois[{image}]", backend), f"rois[{image}]")
+        if part.ndim != 2 or part.shape[1] != box_columns:
+            raise ValueError(f"rois[{image}] must have shape (K_{image}, {box_columns}); "
+                             f"got {tuple(part.shape)}")
+        parts.append(part.astype(xp.float64, copy=False))
+        batch.append(xp.full(part.shape[0], image, dtype=xp.int64))
+    if not parts:
+        return xp.zeros((0, box_columns)), xp.zeros(0, dtype=xp.int64)
+    return xp.concatenate(parts), xp.concatenate(batch)
+
+
+def _batch_column(column, xp, validate):
+    if validate and not bool(xp.all(column == xp.floor(column))):
+        raise ValueError("rois[:, 0] (batch index) must hold integers; got fractional or "
+                         "non-finite values")
+    with np.errstate(invalid="ignore"):
+        # Unchecked NaN/inf become out-of-range indices, which read as zeros.
+        return xp.where(xp.isfinite(column), column, -1).astype(xp.int64)
+
+
+def normalize(rois, batch_indices, num_images, backend, compute_dtype, validate,
+              box_columns=4):
+    """Returns C-contiguous boxes (K, box_columns) in compute_dtype and an
+    int64 batch index per RoI."""
+    xp = _array_module(backend)
+    is_list = isinstance(rois, (list, tuple)) and all(
+        hasattr(item, "shape") for item in rois)
+    if is_list:
+        if batch_indices is not None:
+            raise ValueError("batch_indices must be None when rois is a list per image")
+        if validate and len(rois) > num_images:
+            raise ValueError(f"rois is a list of {len(rois)} per-image arrays but features "
+                             f"hold {num_images} images")
+        boxes, batch = _per_image_list(rois, box_columns, backend, xp)
+    else:
+        table = _numeric(import_like(rois, "rois", backend), "rois")
+        with_index = box_columns + 1
+        if batch_indices is None:
+            if table.ndim != 2 or table.shape[1] != with_index:
+                raise ValueError(
+                    f"rois must have shape (K, {with_index}) [batch_index, ...], or be "
+                    f"(K, {box_columns}) with batch_indices=, or a list of (K_i, "
+                    f"{box_columns}) arrays; got shape {tuple(table.shape)}")
+            boxes = table[:, 1:]
+            batch = _batch_column(table[:, 0].astype(xp.float64), xp, validate)
+        else:
+            if table.ndim != 2 or table.shape[1] != box_columns:
+                raise ValueError(f"rois must have shape (K, {box_columns}) when batch_indices "
+                                 f"is given; got {tuple(table.shape)}")
+            index = import_like(batch_indices, "batch_indices", backend)
+            if index.dtype.kind not in "iu":
+                raise TypeError(f"batch_indices must be integers; got dtype {index.dtype}")
+            if index.shape != (table.shape[0],):
+                raise ValueError(f"batch_indices must have shape ({table.shape[0]},); "
+                                 f"got {tuple(index.shape)}")
+            boxes, batch = table, index.astype(xp.int64)
+    if validate and batch.size:
+        low, high = int(batch.min()), int(batch.max())
+        if low < 0 or high >= num_images:
+            raise ValueError(f"batch index must be in [0, {num_images}); got values in "
+                             f"[{low}, {high}]")
+    boxes = xp.ascontiguousarray(boxes, dtype=compute_dtype)
+    if validate and not bool(xp.all(xp.isfinite(boxes))):
+        raise ValueError("rois box coordinates must be finite; got NaN or inf")
+    return boxes, xp.ascontiguousarray(batch)

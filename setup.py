@@ -1,0 +1,21 @@
+"""Builds cyroi's one compiled extension: the OpenMP CPU loops."""
+import os
+import sys
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+openmp = ["/openmp"] if sys.platform == "win32" else ["-fopenmp"]
+# CYROI_CFLAGS adds flags for special builds (the sanitizer CI step).
+extra = os.environ.get("CYROI_CFLAGS", "").split()
+
+extension = Extension(
+    "cyroi._cpu_ext",
+    sources=["src/_cpu_ext.pyx"],
+    include_dirs=["src"],
+    language="c++",
+    extra_compile_args=["-O3", "-std=c++17", *openmp, *extra],
+    extra_link_args=[*openmp, *extra],
+)
+
+setup(ext_modules=cythonize([extension], include_path=["src"]))

@@ -86,13 +86,24 @@ def _import_cupy():
     return cupy
 
 
+def _location(obj):
+    """("numpy" | "cupy", device id) of an input, without importing it."""
+    if _is_cupy(obj) and hasattr(obj, "device"):
+        return "cupy", obj.device.id
+    if hasattr(obj, "__dlpack_device__") and not isinstance(obj, np.ndarray):
+        device_type, device_id = obj.__dlpack_device__()
+        if device_type in _DLPACK_CUDA:
+            return "cupy", device_id
+    return "numpy", None
+
+
 def import_like(obj, name, backend):
-    """Imports a second input (rois, grad_output, argmax) and checks that it
-    lives where the first one does."""
-    array, other = import_array(obj, name)
-    if other.name != backend.name or (backend.name == "cupy" and other.device != backend.device):
+    """Imports a second input (rois, grad_output, argmax) after checking that
+    it lives where the first one does."""
+    name_there, device_there = _location(obj)
+    if name_there != backend.name or device_there != backend.device:
         where = "the CPU" if backend.name == "numpy" else f"GPU {backend.device}"
-        there = "the CPU" if other.name == "numpy" else f"GPU {other.device}"
+        there = "the CPU" if name_there == "numpy" else f"GPU {device_there}"
         raise ValueError(f"{name} must be on the same device as features ({where}); "
                          f"got an array on {there}")
-    return array
+    return import_array(obj, name)[0]

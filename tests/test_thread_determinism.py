@@ -1,0 +1,52 @@
+"""CPU results, forward and backward, are the same bits for 1, 2 and 4 threads."""
+import numpy as np
+import pytest
+
+import cyroi
+
+
+@pytest.fixture
+def restore_threads():
+    yield
+    cyroi.set_num_threads(None)
+
+
+def workload(dtype):
+    rng = np.random.default_rng(7)
+    f = rng.standard_normal((3, 37, 23, 29)).astype(dtype)
+    k = 60
+    xy = rng.uniform(-40, 300, (k, 2))
+    wh = rng.uniform(-10, 200, (k, 2))
+    rois = np.column_stack([rng.integers(0, 3, k), xy, xy + wh]).astype(dtype)
+    return f, rois
+
+
+def run_all(f, rois, layout):
+    results = []
+    for mode in ("avg", "max"):
+        out, argmax = (cyroi.roi_align(f, rois, (5, 4), 0.1, -1, True, mode, layout=layout,
+                                       return_argmax=True) if mode == "max"
+                       else (cyroi.roi_align(f, rois, (5, 4), 0.1, -1, True, layout=layout),
+                             None))
+        grad = cyroi.roi_align_backward(np.ones_like(out) * 0.37, rois, f.shape, 0.1, -1, True,
+                                        mode, argmax=argmax, layout=layout)
+        results += [out, grad]
+    out, argmax = cyroi.roi_pool(f, rois, 3, 0.1, layout=layout, return_argmax=True)
+    results += [out, argmax, cyroi.roi_pool_backward(out, rois, argmax, f.shape, layout=layout)]
+    return results
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_bitwise_identical_for_1_2_4_threads(dtype, layout, restore_threads):
+    f, rois = workload(dtype)
+    if layout == "NHWC":
+        f = np.ascontiguousarray(f.transpose(0, 2, 3, 1))
+    runs = {}
+    for threads in (1, 2, 4):
+        cyroi.set_num_threads(threads)
+        assert cyroi.get_num_threads() == threads
+        runs[threads] = run_all(f, rois, layout)
+    for threads in (2, 4):
+        for a, b in zip(runs[1], runs[threads]):
+            assert a.tobytes() == b.tobytes()

@@ -9,11 +9,6 @@ import numpy as np
 from . import _cpu_ext
 from ._threads import get_num_threads
 
-# Channels per work item: enough to reuse each RoI's sample taps, few enough
-# that (RoI, block) pairs keep every thread busy.
-CHANNEL_BLOCK = 32
-
-
 def compute_dtype(dtype):
     return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
 
@@ -27,21 +22,12 @@ def _logical(array, layout):
     return array if layout == "NCHW" else array.transpose(0, 3, 1, 2)
 
 
-def _allocate(shape_nchw, layout, dtype, fill=None):
+def _allocate(shape_nchw, layout, dtype, zeroed=False):
     """A new array in `layout` and its (N, C, H, W) view."""
     n, c, h, w = shape_nchw
     shape = (n, c, h, w) if layout == "NCHW" else (n, h, w, c)
-    array = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+    array = (np.zeros if zeroed else np.empty)(shape, dtype)
     return array, _logical(array, layout)
-
-
-def _group_by_image(batch, num_images):
-    """RoI indices sorted by image (stable) and each image's start: the fixed
-    visiting order that makes backward the same for any thread count."""
-    valid = np.flatnonzero((batch >= 0) & (batch < num_images))
-    order = valid[np.argsort(batch[valid], kind="stable")].astype(np.int64)
-    begin = np.searchsorted(batch[order], np.arange(num_images + 1)).astype(np.int64)
-    return order, begin
 
 
 def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, aligned, mode,
@@ -53,38 +39,37 @@ def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, align
         argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
     if out.size:
         _cpu_ext.roi_align_forward(x, boxes, batch, out_view, argmax_view, scale, sampling_ratio,
-                                   aligned, mode == "max", CHANNEL_BLOCK, get_num_threads())
+                                   aligned, mode == "max", get_num_threads())
     return out.astype(features.dtype, copy=False), argmax if want_argmax else None
 
 
 def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned, mode,
                        argmax, layout):
     g = _logical(_as_compute(grad_output), layout)
-    grad, grad_view = _allocate(shape, layout, g.dtype, fill=0)
+    grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
     if grad.size and g.size:
-        order, begin = _group_by_image(batch, shape[0])
         argmax_view = _logical(argmax, layout) if mode == "max" else None
-        _cpu_ext.roi_align_backward(g, boxes, order, begin, argmax_view, grad_view, scale,
-                                    sampling_ratio, aligned, mode == "max", CHANNEL_BLOCK,
-                                    get_num_threads())
+        _cpu_ext.roi_align_backward(g, boxes, batch, argmax_view, grad_view, scale,
+                                    sampling_ratio, aligned, mode == "max", get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)
 
 
-def roi_pool_forward(features, boxes, batch, size, scale, layout):
+def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax):
     x = _logical(_as_compute(features), layout)
     out, out_view = _allocate((len(boxes), x.shape[1], *size), layout, x.dtype)
-    argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
+    argmax = argmax_view = None
+    if want_argmax:
+        argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
     if out.size:
-        _cpu_ext.roi_pool_forward(x, boxes, batch, out_view, argmax_view, scale, CHANNEL_BLOCK,
+        _cpu_ext.roi_pool_forward(x, boxes, batch, out_view, argmax_view, scale,
                                   get_num_threads())
     return out.astype(features.dtype, copy=False), argmax
 
 
 def roi_pool_backward(grad_output, batch, argmax, shape, layout):
     g = _logical(_as_compute(grad_output), layout)
-    grad, grad_view = _allocate(shape, layout, g.dtype, fill=0)
+    grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
     if grad.size and g.size:
-        order, begin = _group_by_image(batch, shape[0])
-        _cpu_ext.roi_pool_backward(g, order, begin, _logical(argmax, layout), grad_view,
-                                   CHANNEL_BLOCK, get_num_threads())
+        _cpu_ext.roi_pool_backward(g, batch, _logical(argmax, layout), grad_view,
+                                   get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)

@@ -13,6 +13,10 @@
 #include <stdint.h>
 
 #include <algorithm>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#include <xmmintrin.h>
+#endif
 #include <type_traits>
 #include <vector>
 
@@ -132,65 +136,112 @@ int64_t channel_block(int64_t channels, int64_t groups, int threads, int64_t wid
   return std::max<int64_t>(1, std::min({width, widest, channels}));
 }
 
-// Copies channels [c0, c0 + width) of image n into `block` as (H, W, width).
-// Stores run along the block and loads gather across planes: the gathers
-// are vector instructions in the AVX2/AVX-512 clones.
-template <typename T>
-CYROI_SIMD_CLONES void copy_channels_last(const Maps<T>& f, int64_t n, int64_t c0, int64_t width,
-                                          T* block) {
-  const T* src = f.plane(n, c0);
-  const int64_t sc = f.s.c;
-  for (int64_t h = 0; h < f.H; ++h) {
-    for (int64_t w = 0; w < f.W; ++w) {
-      const T* pixel = src + h * f.s.h + w * f.s.w;
-      T* dst = block + (h * f.W + w) * width;
-      for (int64_t c = 0; c < width; ++c) dst[c] = pixel[c * sc];
-    }
+// Tiles of a matrix transpose: SSE2 (every x86-64) moves 16-byte rows and
+// shuffles them in registers, so both sides are read and written in runs.
+template <typename T> struct Tile {
+  static const int64_t size = 1;
+  static void move(const T* src, int64_t, T* dst, int64_t) { *dst = *src; }
+};
+#ifdef __SSE2__
+template <> struct Tile<float> {
+  static const int64_t size = 4;
+  static void move(const float* src, int64_t ss, float* dst, int64_t ds) {
+    __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + ss);
+    __m128 r2 = _mm_loadu_ps(src + 2 * ss), r3 = _mm_loadu_ps(src + 3 * ss);
+    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+    _mm_storeu_ps(dst, r0);
+    _mm_storeu_ps(dst + ds, r1);
+    _mm_storeu_ps(dst + 2 * ds, r2);
+    _mm_storeu_ps(dst + 3 * ds, r3);
   }
+};
+template <> struct Tile<double> {
+  static const int64_t size = 2;
+  static void move(const double* src, int64_t ss, double* dst, int64_t ds) {
+    const __m128d r0 = _mm_loadu_pd(src), r1 = _mm_loadu_pd(src + ss);
+    _mm_storeu_pd(dst, _mm_unpacklo_pd(r0, r1));
+    _mm_storeu_pd(dst + ds, _mm_unpackhi_pd(r0, r1));
+  }
+};
+template <> struct Tile<int64_t> {
+  static const int64_t size = 2;
+  static void move(const int64_t* src, int64_t ss, int64_t* dst, int64_t ds) {
+    const __m128i r0 = _mm_loadu_si128((const __m128i*)src);
+    const __m128i r1 = _mm_loadu_si128((const __m128i*)(src + ss));
+    _mm_storeu_si128((__m128i*)dst, _mm_unpacklo_epi64(r0, r1));
+    _mm_storeu_si128((__m128i*)(dst + ds), _mm_unpackhi_epi64(r0, r1));
+  }
+};
+#endif
+
+// dst[j * ds + i] = src[i * ss + j] for i < rows, j < cols, tile by tile,
+// walking the longer side in the outer loop so the short side's rows stay
+// in L1 between tiles.
+template <typename T>
+void transpose(const T* src, int64_t ss, int64_t rows, int64_t cols, T* dst, int64_t ds) {
+  const int64_t n = Tile<T>::size, full_rows = rows / n * n, full_cols = cols / n * n;
+  if (rows >= cols) {
+    for (int64_t i = 0; i < full_rows; i += n)
+      for (int64_t j = 0; j < full_cols; j += n) Tile<T>::move(src + i * ss + j, ss, dst + j * ds + i, ds);
+  } else {
+    for (int64_t j = 0; j < full_cols; j += n)
+      for (int64_t i = 0; i < full_rows; i += n) Tile<T>::move(src + i * ss + j, ss, dst + j * ds + i, ds);
+  }
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = i < full_rows ? full_cols : 0; j < cols; ++j) dst[j * ds + i] = src[i * ss + j];
 }
 
-// The inverse of copy_channels_last, row by row so a block row stays in L1
-// while its channels are stored along the planes.
+// Copies channels [c0, c0 + width) of image n into `block` as (H, W, width).
 template <typename T>
-CYROI_SIMD_CLONES void store_channels_last(const T* block, int64_t width, const Maps<T>& f,
-                                           int64_t n, int64_t c0) {
-  for (int64_t h = 0; h < f.H; ++h) {
-    for (int64_t c = 0; c < width; ++c) {
-      T* row = f.plane(n, c0 + c) + h * f.s.h;
-      const T* src = block + h * f.W * width + c;
-      for (int64_t w = 0; w < f.W; ++w) row[w * f.s.w] = src[w * width];
-    }
-  }
+void copy_channels_last(const Maps<T>& f, int64_t n, int64_t c0, int64_t width, T* block) {
+  const T* src = f.plane(n, c0);
+  if (f.s.w == 1 && f.s.h == f.W) return transpose(src, f.s.c, width, f.H * f.W, block, width);
+  for (int64_t h = 0; h < f.H; ++h)
+    for (int64_t w = 0; w < f.W; ++w)
+      for (int64_t c = 0; c < width; ++c)
+        block[(h * f.W + w) * width + c] = src[c * f.s.c + h * f.s.h + w * f.s.w];
+}
+
+// The inverse of copy_channels_last.
+template <typename T>
+void store_channels_last(const T* block, int64_t width, const Maps<T>& f, int64_t n, int64_t c0) {
+  T* dst = f.plane(n, c0);
+  if (f.s.w == 1 && f.s.h == f.W) return transpose(block, width, f.H * f.W, width, dst, f.s.c);
+  for (int64_t h = 0; h < f.H; ++h)
+    for (int64_t c = 0; c < width; ++c)
+      for (int64_t w = 0; w < f.W; ++w)
+        dst[c * f.s.c + h * f.s.h + w * f.s.w] = block[(h * f.W + w) * width + c];
 }
 
 // A RoI's results staged channels-last as (PH * PW, width), and
-// out[k, c0 : c0 + width]: NCHW results are staged so the bin loops write
-// adjacent channels, then moved along the bins of each channel.
+// out[k, c0 : c0 + width]: NCHW results are staged so the bin loops run over
+// adjacent channels, and moved to or from the pooled array by transposes.
 template <typename T>
-CYROI_SIMD_CLONES void store_bins(const T* staged, int64_t width, const Pooled<T>& out, int64_t k,
-                                  int64_t c0) {
-  for (int64_t c = 0; c < width; ++c) {
-    T* dst = &out.at(k, c0 + c, 0, 0);
+void store_bins(const T* staged, int64_t width, const Pooled<T>& out, int64_t k, int64_t c0) {
+  T* dst = &out.at(k, c0, 0, 0);
+  if (out.s.w == 1 && out.s.h == out.PW)
+    return transpose(staged, width, out.PH * out.PW, width, dst, out.s.c);
+  for (int64_t c = 0; c < width; ++c)
     for (int64_t ph = 0; ph < out.PH; ++ph)
       for (int64_t pw = 0; pw < out.PW; ++pw)
-        dst[ph * out.s.h + pw * out.s.w] = staged[(ph * out.PW + pw) * width + c];
-  }
+        dst[c * out.s.c + ph * out.s.h + pw * out.s.w] = staged[(ph * out.PW + pw) * width + c];
 }
 
 template <typename T>
-CYROI_SIMD_CLONES void load_bins(const Pooled<T>& in, int64_t k, int64_t c0, int64_t width,
-                                 T* staged) {
-  for (int64_t c = 0; c < width; ++c) {
-    const T* src = &in.at(k, c0 + c, 0, 0);
+void load_bins(const Pooled<T>& in, int64_t k, int64_t c0, int64_t width, T* staged) {
+  const T* src = &in.at(k, c0, 0, 0);
+  if (in.s.w == 1 && in.s.h == in.PW) return transpose(src, in.s.c, width, in.PH * in.PW, staged, width);
+  for (int64_t c = 0; c < width; ++c)
     for (int64_t ph = 0; ph < in.PH; ++ph)
       for (int64_t pw = 0; pw < in.PW; ++pw)
-        staged[(ph * in.PW + pw) * width + c] = src[ph * in.s.h + pw * in.s.w];
-  }
+        staged[(ph * in.PW + pw) * width + c] = src[c * in.s.c + ph * in.s.h + pw * in.s.w];
 }
 
-// Largest channels-last copy a thread makes of an NCHW block, and the most
-// channels one item handles (its accumulators stay in L1).
+// Largest channels-last copy a thread makes of an NCHW block; the largest
+// gradient block a backward item scatters into in place (it stays in L2);
+// the most channels one item handles (its accumulators stay in L1).
 static const int64_t kCopyBytes = 8 << 20;
+static const int64_t kScatterBytes = 512 << 10;
 static const int64_t kWidestBlock = 256;
 
 // Whether NCHW input should be copied channels-last, block by block: when
@@ -204,11 +255,10 @@ bool worth_channels_last(const Maps<T>& f, double reads_per_channel) {
          reads_per_channel >= 2.0 * (double)(f.N * f.H * f.W);
 }
 
-// Most channels of a channels-last copy of kCopyBytes at most, in whole
-// SIMD chunks.
-template <typename T> int64_t copy_width(const Maps<T>& f) {
+// Most channels of a block of `bytes` at most, in whole SIMD chunks.
+template <typename T> int64_t block_width(const Maps<T>& f, int64_t bytes) {
   const int64_t lanes = Lanes<T>::value;
-  const int64_t fit = kCopyBytes / (f.H * f.W * (int64_t)sizeof(T)) / lanes * lanes;
+  const int64_t fit = bytes / (f.H * f.W * (int64_t)sizeof(T)) / lanes * lanes;
   return std::max(lanes, std::min(kWidestBlock, fit));
 }
 
@@ -235,7 +285,7 @@ void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois, bool c
   const RoisByImage groups(batch, rois, f.N);
   for (int64_t k = 0; k < rois; ++k)
     if (batch[k] < 0 || batch[k] >= f.N) empty(k, 0, f.C);
-  const int64_t widest = copy_width<T>(f);
+  const int64_t widest = block_width<T>(f, kCopyBytes);
   const int64_t width = channel_block<T>(f.C, f.N, threads, widest);
   const int64_t blocks = (f.C + width - 1) / width;
   for_each_item<Scratch>(f.N * blocks, threads, work, [&](int64_t item, Scratch& s) {
@@ -255,7 +305,7 @@ template <typename T, typename Scratch, typename RoiFn>
 void backward_blocks(const Maps<T>& grad, const int64_t* batch, int64_t rois, bool channels_last,
                      int threads, double work, RoiFn roi) {
   const RoisByImage groups(batch, rois, grad.N);
-  const int64_t widest = channels_last ? copy_width<T>(grad) : kWidestBlock;
+  const int64_t widest = block_width<T>(grad, channels_last ? kCopyBytes : kScatterBytes);
   const int64_t width = channel_block<T>(grad.C, grad.N, threads, widest);
   const int64_t blocks = (grad.C + width - 1) / width;
   for_each_item<Scratch>(grad.N * blocks, threads, work, [&](int64_t item, Scratch& s) {

@@ -13,7 +13,8 @@ template <typename T> struct PoolParams {
 };
 
 template <typename T> struct PoolScratch {
-  std::vector<T> best, block;
+  std::vector<T> best, block, staged;
+  std::vector<int64_t> staged_where;
   std::vector<LaneIndex<T>> where;
   std::vector<int64_t> wide_where;  // float maps of more than 2^31 pixels
 };
@@ -49,17 +50,27 @@ template <typename T, typename Index, bool Dense>
 CYROI_SIMD_CLONES void pool_roi_forward(const ChannelBlock<const T>& in, const T* box,
                                         const PoolParams<T>& p, int64_t height, int64_t width,
                                         int64_t k, int64_t c0, const Pooled<T>& out,
-                                        const Pooled<int64_t>& argmax, T* best, Index* where) {
+                                        const Pooled<int64_t>& argmax, PoolScratch<T>& s,
+                                        Index* where) {
   const PoolBox<T> b = pool_box(box, p.scale, p.pooled_h, p.pooled_w, (int64_t)1);
-  const int64_t out_sc = out.s.c, argmax_sc = argmax.s.c, channels = in.width;
+  const int64_t channels = in.width, bins = p.pooled_h * p.pooled_w;
+  const bool staged = out.s.c != 1 && channels > 1;  // see store_bins
+  s.best.resize(channels);
+  if (staged) s.staged.resize(bins * channels);
+  if (staged && argmax.data) s.staged_where.resize(bins * channels);
+  const int64_t out_sc = staged ? 1 : out.s.c, argmax_sc = staged ? 1 : argmax.s.c;
+  T* best = s.best.data();
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
     int64_t h0, h1;
     pool_bin(b.bin_h, b.start_y, ph, height, &h0, &h1);
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
       int64_t w0, w1;
       pool_bin(b.bin_w, b.start_x, pw, width, &w0, &w1);
-      T* o = &out.at(k, c0, ph, pw);
-      int64_t* a = argmax.data ? &argmax.at(k, c0, ph, pw) : nullptr;
+      const int64_t at = (ph * p.pooled_w + pw) * channels;
+      T* o = staged ? s.staged.data() + at : &out.at(k, c0, ph, pw);
+      int64_t* a = !argmax.data ? nullptr
+                   : staged     ? s.staged_where.data() + at
+                                : &argmax.at(k, c0, ph, pw);
       const bool empty = h1 <= h0 || w1 <= w0;
       if (!empty) max_of_bin<T, Index, Dense>(in, h0, h1, w0, w1, width, best, where);
       for (int64_t c = 0; c < channels; ++c) o[c * out_sc] = empty ? (T)0 : best[c];
@@ -67,6 +78,8 @@ CYROI_SIMD_CLONES void pool_roi_forward(const ChannelBlock<const T>& in, const T
         for (int64_t c = 0; c < channels; ++c) a[c * argmax_sc] = empty ? -1 : (int64_t)where[c];
     }
   }
+  if (staged) store_bins(s.staged.data(), channels, out, k, c0);
+  if (staged && argmax.data) store_bins(s.staged_where.data(), channels, argmax, k, c0);
 }
 
 // Feature reads per channel, roughly: the RoIs' areas clipped to the map.
@@ -91,24 +104,22 @@ void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, in
   forward_blocks<T, PoolScratch<T>>(
       f, batch, rois, worth_channels_last(f, reads), threads, reads * (double)f.C,
       [&](const ChannelBlock<const T>& in, int64_t k, int64_t c0, PoolScratch<T>& s) {
-        s.best.resize(in.width);
-        s.where.resize(in.width);
+        const T* box = boxes + 4 * k;
         const bool dense = in.sc == 1 || in.width == 1;
-        if (!narrow) {
-          s.wide_where.resize(in.width);
-          if (dense)
-            pool_roi_forward<T, int64_t, true>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out,
-                                               argmax, s.best.data(), s.wide_where.data());
-          else
-            pool_roi_forward<T, int64_t, false>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out,
-                                                argmax, s.best.data(), s.wide_where.data());
-        } else if (dense) {
-          pool_roi_forward<T, LaneIndex<T>, true>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out,
-                                                  argmax, s.best.data(), s.where.data());
-        } else {
-          pool_roi_forward<T, LaneIndex<T>, false>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out,
-                                                   argmax, s.best.data(), s.where.data());
-        }
+        s.where.resize(in.width);
+        s.wide_where.resize(narrow ? 0 : in.width);
+        if (!narrow && dense)
+          pool_roi_forward<T, int64_t, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
+                                             s.wide_where.data());
+        else if (!narrow)
+          pool_roi_forward<T, int64_t, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
+                                              s.wide_where.data());
+        else if (dense)
+          pool_roi_forward<T, LaneIndex<T>, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
+                                                  s.where.data());
+        else
+          pool_roi_forward<T, LaneIndex<T>, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
+                                                   s.where.data());
       },
       [&](int64_t k, int64_t c0, int64_t width) {  // RoIs of no image: empty bins
         for (int64_t c = c0; c < c0 + width; ++c)
@@ -122,22 +133,29 @@ void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, in
 
 // Adds each output gradient at its argmax into the gradient block; argmax
 // values outside the plane (a hand-made argmax) are ignored, not followed.
+// The loop runs along whichever axis grad_output has adjacent (bins for
+// NCHW, channels for NHWC); each element still sums in RoI then bin order.
 template <typename T>
 void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width,
                        const Pooled<T>& grad_out, const Pooled<int64_t>& argmax, int64_t k,
                        int64_t c0) {
   const int64_t plane_size = height * width;
   const bool flat_rows = out.sh == width * out.sw;  // element = where * sw
-  for (int64_t ph = 0; ph < grad_out.PH; ++ph) {
-    for (int64_t pw = 0; pw < grad_out.PW; ++pw) {
-      for (int64_t c = 0; c < out.width; ++c) {
-        const int64_t where = argmax.at(k, c0 + c, ph, pw);
-        if (where < 0 || where >= plane_size) continue;
-        const int64_t offset =
-            flat_rows ? where * out.sw : (where / width) * out.sh + (where % width) * out.sw;
-        out.data[c * out.sc + offset] += grad_out.at(k, c0 + c, ph, pw);
-      }
-    }
+  auto add = [&](int64_t c, int64_t ph, int64_t pw) {
+    const int64_t where = argmax.at(k, c0 + c, ph, pw);
+    if (where < 0 || where >= plane_size) return;
+    const int64_t offset =
+        flat_rows ? where * out.sw : (where / width) * out.sh + (where % width) * out.sw;
+    out.data[c * out.sc + offset] += grad_out.at(k, c0 + c, ph, pw);
+  };
+  if (grad_out.s.c == 1) {
+    for (int64_t ph = 0; ph < grad_out.PH; ++ph)
+      for (int64_t pw = 0; pw < grad_out.PW; ++pw)
+        for (int64_t c = 0; c < out.width; ++c) add(c, ph, pw);
+  } else {
+    for (int64_t c = 0; c < out.width; ++c)
+      for (int64_t ph = 0; ph < grad_out.PH; ++ph)
+        for (int64_t pw = 0; pw < grad_out.PW; ++pw) add(c, ph, pw);
   }
 }
 

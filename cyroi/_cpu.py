@@ -35,12 +35,12 @@ def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, align
     x = _logical(_as_compute(features), layout)
     out, out_view = _allocate((len(boxes), x.shape[1], *size), layout, x.dtype)
     argmax = argmax_view = None
-    if mode == "max":
+    if want_argmax:
         argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
     if out.size:
         _cpu_ext.roi_align_forward(x, boxes, batch, out_view, argmax_view, scale, sampling_ratio,
                                    aligned, mode == "max", get_num_threads())
-    return out.astype(features.dtype, copy=False), argmax if want_argmax else None
+    return out.astype(features.dtype, copy=False), argmax
 
 
 def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned, mode,

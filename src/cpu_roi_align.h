@@ -186,6 +186,13 @@ CYROI_ALWAYS_INLINE void max_bin(const ChannelBlock<const T>& in, const BinSampl
   const int64_t outside = first_outside_sample(bin.first_y, bin.first_y + bin.ny, bin.first_x,
                                                bin.first_x + bin.nx, box.grid_h, box.grid_w);
   const bool listed = total <= SampleBatch<T>::kCapacity;  // s.batch holds every index
+  if (outside < 0 && total > 0) {  // every sample inside: the running maximum stands
+    for (int64_t c = 0; c < width; ++c) out[c * out_sc] = best[c];
+    if (where_out)
+      for (int64_t c = 0; c < width; ++c)
+        where_out[c * where_sc] = listed ? s.batch.index[ordinal[c]] : bin.index(ordinal[c]);
+    return;
+  }
   for (int64_t c = 0; c < width; ++c) {
     int64_t where = total == 0 ? -1 : listed ? s.batch.index[ordinal[c]] : bin.index(ordinal[c]);
     T value = where < 0 ? (T)0 : best[c];
@@ -301,14 +308,39 @@ CYROI_ALWAYS_INLINE void scatter_samples(const ChannelBlock<T>& out, const Sampl
 }
 
 // mode "max": the gradient goes to the taps of each channel's winning sample.
+//
+// Adjacent channels (Dense) run as the average does, over every listed
+// sample of the bin, adding g * weight where the sample won and 0 * weight
+// = +0 elsewhere. Adding +0 changes no bit: the gradient starts at +0 and
+// sums started at +0 never reach -0. A winner's place in the list is its
+// index less the first one's when the in-map samples are whole grid rows.
 template <typename T, bool Dense>
 CYROI_ALWAYS_INLINE void scatter_winners(const ChannelBlock<T>& out, const RoiSamples<T>& r,
                                          int64_t ph, int64_t pw, const int64_t* winner,
                                          int64_t winner_sc, const T* g, int64_t height,
-                                         int64_t width) {
+                                         int64_t width, AlignScratch<T>& s) {
   const AlignBox<T>& b = r.box;
-  const int64_t sc = Dense ? 1 : out.sc;
-  for (int64_t c = 0; c < out.width; ++c) {
+  const int64_t sc = Dense ? 1 : out.sc, channels = out.width;
+  const BinSamples<T> bin(r, ph, pw);
+  const int64_t total = bin.size(), first = bin.first_y * b.grid_w + bin.first_x;
+  if (Dense && total > 0 && total <= SampleBatch<T>::kCapacity && bin.nx == b.grid_w) {
+    bin.fill(0, out.sh, out.sw, s.batch);
+    LaneIndex<T>* place = s.ordinal.data();
+    for (int64_t c = 0; c < channels; ++c) {
+      const int64_t at = winner[c * winner_sc] - first;
+      place[c] = at >= 0 && at < total ? (LaneIndex<T>)at : (LaneIndex<T>)-1;
+    }
+    for (int64_t j = 0; j < total; ++j) {
+      for (int q = 0; q < 4; ++q) {
+        T* dst = out.data + s.batch.taps[j].offset[q];
+        const T weight = s.batch.taps[j].weight[q];
+        for (int64_t c = 0; c < channels; ++c)
+          dst[c] += (place[c] == (LaneIndex<T>)j ? g[c] : (T)0) * weight;
+      }
+    }
+    return;
+  }
+  for (int64_t c = 0; c < channels; ++c) {
     const int64_t sample = winner[c * winner_sc];
     if (sample < 0 || b.grid_w <= 0 || sample / b.grid_w >= b.grid_h) continue;
     AxisTap<T> ty, tx;
@@ -340,6 +372,7 @@ CYROI_SIMD_CLONES void align_roi_backward(const ChannelBlock<T>& out, const T* b
     load_bins(argmax, k, c0, channels, s.staged_where.data());
   }
   s.acc.resize(channels);
+  s.ordinal.resize(channels);
   const Divisor<T> count(s.roi.box.count);
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
@@ -352,10 +385,10 @@ CYROI_SIMD_CLONES void align_roi_backward(const ChannelBlock<T>& out, const T* b
       if (p.max_mode) {
         if (staged_winners)
           scatter_winners<T, Dense>(out, s.roi, ph, pw, s.staged_where.data() + at, 1, g, height,
-                                    width);
+                                    width, s);
         else
           scatter_winners<T, Dense>(out, s.roi, ph, pw, &argmax.at(k, c0, ph, pw), argmax.s.c, g,
-                                    height, width);
+                                    height, width, s);
         continue;
       }
       const BinSamples<T> bin(s.roi, ph, pw);
@@ -377,8 +410,7 @@ void roi_align_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const T*
                         const Pooled<int64_t>& argmax, int threads) {
   const int64_t rois = grad_out.K;
   const double reads = align_reads_per_channel(boxes, rois, p, grad.H, grad.W);
-  // mode "max" scatters one sample per channel: no vector loop to feed
-  const bool channels_last = !p.max_mode && worth_channels_last(grad, reads);
+  const bool channels_last = worth_channels_last(grad, reads);
   backward_blocks<T, AlignScratch<T>>(
       grad, batch, rois, channels_last, threads, reads * (double)grad.C,
       [&](const ChannelBlock<T>& out, int64_t k, int64_t c0, AlignScratch<T>& s) {

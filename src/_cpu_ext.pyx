@@ -1,12 +1,13 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 """Entry points of the CPU loops (src/cpu_*.h), which spread their work over
-OpenMP threads themselves.
+OpenMP threads themselves, and the one-pass RoI scan of cyroi._rois.
 
 Arrays arrive already validated and allocated by cyroi._cpu (any strides;
 gradients zero-initialised). Typed memoryviews only, no NumPy C-API, so one
 build serves NumPy 1 and 2. The GIL is released while the loops run.
 """
-from libc.stdint cimport int64_t
+from libc.math cimport floor, isfinite
+from libc.stdint cimport INT64_MIN, int64_t
 
 from cpu_loops cimport (AlignParams, Maps, PoolParams, Pooled, roi_align_backward as
                         align_backward, roi_align_forward as align_forward,
@@ -103,3 +104,44 @@ def roi_pool_backward(const real[:, :, :, :] grad_out, const int64_t[::1] batch,
     cdef Pooled[int64_t] a = as_indices(argmax)
     with nogil:
         pool_backward(g, go, &batch[0], a, num_threads)
+
+
+ctypedef fused coord:
+    float
+    double
+
+
+def scan_rois(const coord[:, :] table, Py_ssize_t first, real[:, ::1] boxes,
+              int64_t[::1] batch, bint with_index):
+    """One pass over a (K, B) table of RoIs for cyroi._rois: converts the box
+    columns [first, first + boxes.shape[1]) into `boxes` and, with_index, the
+    batch column 0 into `batch` as NumPy's cast does on x86-64 after NaN and
+    inf became -1 (integral values kept, out of int64 range -> INT64_MIN).
+    Returns (fractional, low, high, nonfinite): whether column 0 held a
+    fractional or NaN value, the range of `batch` (K > 0), and whether a
+    converted box coordinate is not finite."""
+    cdef Py_ssize_t k, j, rois = boxes.shape[0], columns = boxes.shape[1]
+    cdef bint fractional = False, nonfinite = False
+    cdef int64_t low = 0, high = 0
+    cdef double v
+    cdef real converted
+    with nogil:
+        for k in range(rois):
+            if with_index:
+                v = table[k, 0]
+                fractional = fractional or v != floor(v)
+                if not isfinite(v):
+                    batch[k] = -1
+                elif -9.2233720368547758e18 <= v < 9.2233720368547758e18:
+                    batch[k] = <int64_t>v
+                else:
+                    batch[k] = INT64_MIN
+            if k == 0 or batch[k] < low:
+                low = batch[k]
+            if k == 0 or batch[k] > high:
+                high = batch[k]
+            for j in range(columns):
+                converted = <real>table[k, first + j]
+                boxes[k, j] = converted
+                nonfinite = nonfinite or not isfinite(converted)
+    return fractional, low, high, nonfinite

@@ -305,7 +305,11 @@ template <typename T, typename Scratch, typename RoiFn>
 void backward_blocks(const Maps<T>& grad, const int64_t* batch, int64_t rois, bool channels_last,
                      int threads, double work, RoiFn roi) {
   const RoisByImage groups(batch, rois, grad.N);
-  const int64_t widest = block_width<T>(grad, channels_last ? kCopyBytes : kScatterBytes);
+  // NHWC blocks are as wide as allowed: a RoI then updates whole runs of its
+  // pixels' channels; NCHW planes are kept few enough to stay in L2.
+  const int64_t widest = channels_last     ? block_width<T>(grad, kCopyBytes)
+                         : grad.s.c == 1   ? kWidestBlock
+                                           : block_width<T>(grad, kScatterBytes);
   const int64_t width = channel_block<T>(grad.C, grad.N, threads, widest);
   const int64_t blocks = (grad.C + width - 1) / width;
   for_each_item<Scratch>(grad.N * blocks, threads, work, [&](int64_t item, Scratch& s) {

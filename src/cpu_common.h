@@ -85,6 +85,18 @@ template <typename T> struct Divisor {
 template <typename T>
 using LaneIndex = typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type;
 
+// One step of a running first maximum: `where` moves to `index` only if
+// `value` is strictly greater. Written as an unconditional max and bit
+// blend: the plain conditional form compiles to masked stores behind an
+// unpredictable branch.
+template <typename T, typename Index>
+CYROI_ALWAYS_INLINE void keep_greater(T value, Index index, T& best, Index& where) {
+  const T top = best;
+  const Index at = where, take = -(Index)(value > top);
+  best = value > top ? value : top;
+  where = at ^ ((at ^ index) & take);
+}
+
 // The valid RoIs of each image, in RoI order (a stable counting sort):
 // image n owns order[begin[n] : begin[n + 1]]. Backward visits them in this
 // fixed order, which makes its sums the same for any thread count.

@@ -136,12 +136,8 @@ CYROI_ALWAYS_INLINE void max_samples(const ChannelBlock<const T>& in, const Samp
   for (int64_t j = j0; j < b.size; ++j) {
     const Taps<T> t = b.taps[j];
     const Ordinal s = (Ordinal)(s0 + j);
-    for (int64_t c = 0; c < width; ++c) {
-      const T value = tap_value<T, T>(in.data + c * sc, t);
-      const bool greater = value > best[c];
-      best[c] = greater ? value : best[c];
-      ordinal[c] = greater ? s : ordinal[c];
-    }
+    for (int64_t c = 0; c < width; ++c)
+      keep_greater(tap_value<T, T>(in.data + c * sc, t), s, best[c], ordinal[c]);
   }
 }
 

@@ -36,12 +36,7 @@ CYROI_ALWAYS_INLINE void max_of_bin(const ChannelBlock<const T>& in, int64_t h0,
     for (int64_t w = h == h0 ? w0 + 1 : w0; w < w1; ++w) {
       const T* pixel = in.data + h * in.sh + w * in.sw;
       const Index flat = (Index)(h * map_w + w);
-      for (int64_t c = 0; c < width; ++c) {
-        const T value = pixel[c * sc];
-        const bool greater = value > best[c];
-        best[c] = greater ? value : best[c];
-        where[c] = greater ? flat : where[c];
-      }
+      for (int64_t c = 0; c < width; ++c) keep_greater(pixel[c * sc], flat, best[c], where[c]);
     }
   }
 }

@@ -1,16 +1,20 @@
 """CPU benchmark of cyroi against onnxruntime (issue 3).
 
+    pip install -e ".[bench,plot]"   # onnx, onnxruntime; matplotlib for plot.py
     python bench/cpu.py [--out bench/results/cpu.json] [--workloads frcnn_head,...]
+    python bench/plot.py             # bench/results/cpu_speedup.png
 
 Times cyroi's roi_align (avg, aligned=True, sampling_ratio=2) and roi_pool,
 forward and backward, against onnxruntime's RoiAlign (opset 16, half_pixel)
 and MaxRoiPool in one process on the same float32 NCHW inputs, at 1 and 2
-threads: the median of at least 7 runs after warm-up, end to end (argument
-checks and output allocation included on both sides). onnxruntime runs
-inference only, so backward rows have no peer. Outputs are compared before
-timing. Extra rows: mode="max", NHWC and float64 against the base case,
-1 -> 2 thread scaling, the latency of a tiny call, and achieved taps per
-second against a machine probe. Needs the `bench` extra (onnx, onnxruntime).
+threads: the median wall time of at least 7 runs after warm-up, end to end
+(argument checks and output allocation included on both sides). Beside it,
+the ratio of process CPU times: other processes on a shared machine disturb
+it less (it is what a call costs; with 2 threads it sums both). onnxruntime
+runs inference only, so backward rows have no peer. Outputs are compared
+before timing. Extra rows: mode="max", NHWC and float64 against the base
+case, 1 -> 2 thread scaling, the latency of a tiny call, and achieved taps
+per second against a machine probe.
 """
 import argparse
 import json
@@ -26,7 +30,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's cyroi
 import cyroi  # noqa: E402
-from onnx_peer import VERSION as ORT_VERSION, Peer, max_roi_pool_model, roi_align_model  # noqa: E402
+from onnx_peer import VERSION as ORT_VERSION  # noqa: E402
+from onnx_peer import Peer, max_roi_pool_model, roi_align_model  # noqa: E402
 from probe import machine_probe  # noqa: E402
 from workloads import WORKLOADS, align_taps, pool_reads  # noqa: E402
 
@@ -46,16 +51,24 @@ VARIANTS = {
 OPS = ("align_fwd", "align_bwd", "pool_fwd", "pool_fwd_argmax", "pool_bwd")
 
 
-def median_ms(fn, min_runs=7, min_seconds=0.3, warmup=2):
+def timed(fn, min_runs=7, min_seconds=0.3, warmup=2):
+    """(median wall ms, min wall ms, median process CPU ms) over at least
+    min_runs runs after warm-up. With one thread, CPU time is what the call
+    costs even while other processes take the cores."""
     for _ in range(warmup):
         fn()
-    times, start = [], time.perf_counter()
-    while len(times) < min_runs or (time.perf_counter() - start < min_seconds
-                                    and len(times) < 99):
-        t = time.perf_counter()
+    walls, cpus, start = [], [], time.perf_counter()
+    while len(walls) < min_runs or (time.perf_counter() - start < min_seconds
+                                    and len(walls) < 99):
+        wall, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return statistics.median(walls) * 1e3, min(walls) * 1e3, statistics.median(cpus) * 1e3
+
+
+def median_ms(fn, **kwargs):
+    return timed(fn, **kwargs)[0]
 
 
 def cyroi_ops(wl, x, rois, variant):
@@ -138,11 +151,14 @@ def time_workload(wl, inputs):
             x, rois = inputs[variant]
             for op, call in cyroi_ops(wl, x, rois, variant).items():
                 row = {"workload": wl.name, "op": op, "variant": variant, "threads": threads,
-                       "cyroi_ms": median_ms(call), "onnxruntime_ms": None, "speedup": None}
+                       "onnxruntime_ms": None, "speedup": None, "cpu_speedup": None}
+                row["cyroi_ms"], row["cyroi_min_ms"], row["cyroi_cpu_ms"] = timed(call)
                 if variant == "base" and op in ort:
                     feeds = ort[op].feeds(x, rois)
-                    row["onnxruntime_ms"] = median_ms(lambda: ort[op](feeds))
+                    (row["onnxruntime_ms"], row["onnxruntime_min_ms"],
+                     row["onnxruntime_cpu_ms"]) = timed(lambda: ort[op](feeds))
                     row["speedup"] = row["onnxruntime_ms"] / row["cyroi_ms"]
+                    row["cpu_speedup"] = row["onnxruntime_cpu_ms"] / row["cyroi_cpu_ms"]
                 rows.append(row)
                 print_row(row)
     cyroi.set_num_threads(None)
@@ -195,7 +211,8 @@ def rates(wl, inputs, rows, probe):
             per_s = counts[row["op"]] / (row["cyroi_ms"] * 1e-3)
             peak = probe["muladds_per_s"][str(row["threads"])]
             out.append({"workload": wl.name, "op": row["op"], "threads": row["threads"],
-                        "count": counts[row["op"]], "per_s": per_s, "of_probe_muladds": per_s / peak,
+                        "count": counts[row["op"]], "per_s": per_s,
+                        "of_probe_muladds": per_s / peak,
                         "gather_bytes_per_s": per_s * 4})
     return out
 
@@ -242,9 +259,10 @@ def targets(rows, small):
 
 def print_row(row):
     ort = f"{row['onnxruntime_ms']:10.2f}" if row["onnxruntime_ms"] else " " * 10
-    speed = f"{row['speedup']:7.1f}x" if row["speedup"] else ""
-    print(f"{row['workload']:11s} {row['op']:10s} {row['variant']:5s} {row['threads']:2d}  "
-          f"{row['cyroi_ms']:9.3f} {ort} {speed}", flush=True)
+    speed = (f"{row['speedup']:7.1f}x {row['cpu_speedup']:7.1f}x" if row["speedup"]
+             else " " * 17)
+    print(f"{row['workload']:10s} {row['op']:15s} {row['variant']:4s} {row['threads']:2d} "
+          f"{row['cyroi_ms']:9.2f} {ort} {speed} {row['cyroi_cpu_ms']:9.2f}", flush=True)
 
 
 def main():
@@ -263,8 +281,8 @@ def main():
                           "numpy": np.__version__, "onnxruntime": ORT_VERSION,
                           "cyroi": cyroi.__version__},
               "probe": probe, "workloads": {}, "agreement": {}, "rows": [], "rates": []}
-    print(f"{'workload':11s} {'op':10s} {'var':5s} th  {'cyroi ms':>9s} {'onnxrt ms':>10s} "
-          f"speedup")
+    print(f"{'workload':10s} {'op':15s} {'var':4s} th {'cyroi ms':>9s} {'onnxrt ms':>10s} "
+          f"{'speedup':>8s} {'cpu-time':>8s} {'cyroi cpu':>9s}")
     for wl in chosen:
         inputs = workload_inputs(wl)
         result["workloads"][wl.name] = wl.describe()

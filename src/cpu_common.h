@@ -121,7 +121,8 @@ struct RoisByImage {
 template <typename Scratch, typename Body>
 void for_each_item(int64_t items, int threads, double work, Body body) {
   const double serial_work = 2e5;
-  const int64_t team = work < serial_work ? 1 : std::max<int64_t>(1, std::min<int64_t>(threads, items));
+  const int64_t team =
+      work < serial_work ? 1 : std::max<int64_t>(1, std::min<int64_t>(threads, items));
   if (team == 1) {
     Scratch scratch;
     for (int64_t item = 0; item < items; ++item) body(item, scratch);
@@ -194,13 +195,16 @@ void transpose(const T* src, int64_t ss, int64_t rows, int64_t cols, T* dst, int
   const int64_t n = Tile<T>::size, full_rows = rows / n * n, full_cols = cols / n * n;
   if (rows >= cols) {
     for (int64_t i = 0; i < full_rows; i += n)
-      for (int64_t j = 0; j < full_cols; j += n) Tile<T>::move(src + i * ss + j, ss, dst + j * ds + i, ds);
+      for (int64_t j = 0; j < full_cols; j += n)
+        Tile<T>::move(src + i * ss + j, ss, dst + j * ds + i, ds);
   } else {
     for (int64_t j = 0; j < full_cols; j += n)
-      for (int64_t i = 0; i < full_rows; i += n) Tile<T>::move(src + i * ss + j, ss, dst + j * ds + i, ds);
+      for (int64_t i = 0; i < full_rows; i += n)
+        Tile<T>::move(src + i * ss + j, ss, dst + j * ds + i, ds);
   }
   for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = i < full_rows ? full_cols : 0; j < cols; ++j) dst[j * ds + i] = src[i * ss + j];
+    for (int64_t j = i < full_rows ? full_cols : 0; j < cols; ++j)
+      dst[j * ds + i] = src[i * ss + j];
 }
 
 // Copies channels [c0, c0 + width) of image n into `block` as (H, W, width).
@@ -242,7 +246,8 @@ void store_bins(const T* staged, int64_t width, const Pooled<T>& out, int64_t k,
 template <typename T>
 void load_bins(const Pooled<T>& in, int64_t k, int64_t c0, int64_t width, T* staged) {
   const T* src = &in.at(k, c0, 0, 0);
-  if (in.s.w == 1 && in.s.h == in.PW) return transpose(src, in.s.c, width, in.PH * in.PW, staged, width);
+  if (in.s.w == 1 && in.s.h == in.PW)
+    return transpose(src, in.s.c, width, in.PH * in.PW, staged, width);
   for (int64_t c = 0; c < width; ++c)
     for (int64_t ph = 0; ph < in.PH; ++ph)
       for (int64_t pw = 0; pw < in.PW; ++pw)
@@ -332,7 +337,8 @@ void backward_blocks(const Maps<T>& grad, const int64_t* batch, int64_t rois, bo
       s.block.assign(grad.H * grad.W * w, (T)0);
       out = ChannelBlock<T>{s.block.data(), grad.W * w, w, 1, w};
     }
-    for (int64_t r = groups.begin[n]; r < groups.begin[n + 1]; ++r) roi(out, groups.order[r], c0, s);
+    for (int64_t r = groups.begin[n]; r < groups.begin[n + 1]; ++r)
+      roi(out, groups.order[r], c0, s);
     if (channels_last) store_channels_last(s.block.data(), w, grad, n, c0);
   });
 }

@@ -40,13 +40,14 @@ def plot(result, path):
     ax.axhline(10, color="gray", linestyle="--", linewidth=1, label="target 10x")
     ax.axhline(1, color="black", linewidth=0.8)
     ax.set_yscale("log")
-    ax.set_xticks(range(len(workloads)), [f"{w}\n{result['workloads'][w]}" for w in workloads],
-                  fontsize=7)
+    labels = [f"{w}\n" + result["workloads"][w].replace(" K=", "\nK=") for w in workloads]
+    ax.set_xticks(range(len(workloads)), labels, fontsize=7)
     ax.set_ylabel("speedup over onnxruntime (x)")
     machine = result["machine"]
     ax.set_title(f"cyroi {machine['cyroi']} vs onnxruntime {machine['onnxruntime']}, "
                  f"float32 NCHW forward, {machine['cores']} cores", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_ylim(top=ax.get_ylim()[1] * 2.5)  # room for the legend above the bars
+    ax.legend(fontsize=7, loc="upper left", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <algorithm>
+#include <exception>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #include <xmmintrin.h>
@@ -66,7 +67,7 @@ template <typename T> struct ChannelBlock {
 // Channels handled as one SIMD chunk: a 64-byte line (one AVX-512 register,
 // two AVX2 or four SSE2 registers).
 template <typename T> struct Lanes {
-  static const int64_t value = 64 / sizeof(T);
+  static constexpr int64_t value = 64 / sizeof(T);
 };
 
 // A divisor and, when it is a power of two, its exact inverse: then x / d
@@ -117,7 +118,8 @@ struct RoisByImage {
 // Runs body(item, scratch) for item in [0, items) with a static schedule on
 // up to `threads` OpenMP threads; each thread owns one Scratch. Work below
 // `serial_work` (in the caller's units) runs on the calling thread: waking a
-// team costs more than a tiny call.
+// team costs more than a tiny call. An exception (std::bad_alloc) cannot
+// leave an OpenMP region: the first one is kept and rethrown after it.
 template <typename Scratch, typename Body>
 void for_each_item(int64_t items, int threads, double work, Body body) {
   const double serial_work = 2e5;
@@ -128,12 +130,21 @@ void for_each_item(int64_t items, int threads, double work, Body body) {
     for (int64_t item = 0; item < items; ++item) body(item, scratch);
     return;
   }
+  std::exception_ptr failure;
 #pragma omp parallel num_threads((int)team)
   {
     Scratch scratch;
 #pragma omp for schedule(static)
-    for (int64_t item = 0; item < items; ++item) body(item, scratch);
+    for (int64_t item = 0; item < items; ++item) {
+      try {
+        body(item, scratch);
+      } catch (...) {
+#pragma omp critical(cyroi_failure)
+        if (!failure) failure = std::current_exception();
+      }
+    }
   }
+  if (failure) std::rethrow_exception(failure);
 }
 
 // Channels per block: a multiple of the SIMD chunk, at most `widest`, and
@@ -152,12 +163,12 @@ int64_t channel_block(int64_t channels, int64_t groups, int threads, int64_t wid
 // Tiles of a matrix transpose: SSE2 (every x86-64) moves 16-byte rows and
 // shuffles them in registers, so both sides are read and written in runs.
 template <typename T> struct Tile {
-  static const int64_t size = 1;
+  static constexpr int64_t size = 1;
   static void move(const T* src, int64_t, T* dst, int64_t) { *dst = *src; }
 };
 #ifdef __SSE2__
 template <> struct Tile<float> {
-  static const int64_t size = 4;
+  static constexpr int64_t size = 4;
   static void move(const float* src, int64_t ss, float* dst, int64_t ds) {
     __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + ss);
     __m128 r2 = _mm_loadu_ps(src + 2 * ss), r3 = _mm_loadu_ps(src + 3 * ss);
@@ -169,7 +180,7 @@ template <> struct Tile<float> {
   }
 };
 template <> struct Tile<double> {
-  static const int64_t size = 2;
+  static constexpr int64_t size = 2;
   static void move(const double* src, int64_t ss, double* dst, int64_t ds) {
     const __m128d r0 = _mm_loadu_pd(src), r1 = _mm_loadu_pd(src + ss);
     _mm_storeu_pd(dst, _mm_unpacklo_pd(r0, r1));
@@ -177,7 +188,7 @@ template <> struct Tile<double> {
   }
 };
 template <> struct Tile<int64_t> {
-  static const int64_t size = 2;
+  static constexpr int64_t size = 2;
   static void move(const int64_t* src, int64_t ss, int64_t* dst, int64_t ds) {
     const __m128i r0 = _mm_loadu_si128((const __m128i*)src);
     const __m128i r1 = _mm_loadu_si128((const __m128i*)(src + ss));

@@ -71,7 +71,7 @@ template <typename T> struct RoiSamples {
 // A run of consecutive samples of one bin, with their taps in a channel
 // block and their indices iy * grid_w + ix in the bin's grid.
 template <typename T> struct SampleBatch {
-  static const int64_t kCapacity = 64;
+  static constexpr int64_t kCapacity = 64;
   Taps<T> taps[kCapacity];
   int64_t index[kCapacity];
   int64_t size;

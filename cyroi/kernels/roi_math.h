@@ -134,10 +134,12 @@ CYROI_HD AlignBox<T> align_box(const T* box, T scale, bool aligned, int64_t pool
   return b;
 }
 
-// Coordinate of sample i of bin p along one axis.
+// Coordinate of sample i of bin p along one axis. (i + .5) is formed in T:
+// for float it is torchvision's float expression, and double keeps counting
+// exactly past 2^24 samples (where a float index would skip samples).
 template <typename T>
 CYROI_HD T sample_coord(T start, T bin, int64_t p, int64_t i, int64_t grid) {
-  return start + (T)p * bin + (T)((float)i + 0.5f) * bin / (T)grid;
+  return start + (T)p * bin + ((T)i + (T)0.5) * bin / (T)grid;
 }
 
 // Candidate sample indices [first, last) of bin p whose coordinate may fall in

@@ -27,9 +27,18 @@ def output_size(value):
 def spatial_scale(value):
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"spatial_scale must be a real number; got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
+    try:
+        scale = float(value)
+    except OverflowError:  # an int past the float range
+        scale = math.inf
+    if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"spatial_scale must be finite and > 0; got {value!r}")
-    return float(value)
+    return scale
+
+
+# Samples per bin side saturate here, like the adaptive grid (roi_math.h
+# kMaxGrid): sample indices iy * gw + ix then fit in int64.
+MAX_GRID = 2**31 - 1
 
 
 def sampling_ratio(value):
@@ -37,7 +46,7 @@ def sampling_ratio(value):
         raise TypeError(f"sampling_ratio must be an int; got {value!r}")
     if value == 0 or value < -1:
         raise ValueError(f"sampling_ratio must be > 0, or -1 for adaptive; got {value}")
-    return int(value)
+    return int(min(value, MAX_GRID))
 
 
 def choice(value, name, allowed):

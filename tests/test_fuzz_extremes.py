@@ -1,0 +1,42 @@
+"""Hand-picked extremes the random fuzzing reaches rarely or not at all:
+parameters at and past the limits of float and int64, and allocation
+failure. Each is judged like a fuzz case (fuzz.check)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import fuzz  # noqa: F401  (puts this tree's cyroi and the oracle on the path)
+from fuzz.case import Recipe
+from fuzz.check import check_recipe
+from fuzz.table import ENTRY_POINTS
+
+TAKES_SCALE = [e.name for e in ENTRY_POINTS if e.kind != "backward" or e.name ==
+               "roi_align_backward"]
+ALIGN_ENTRIES = [e.name for e in ENTRY_POINTS if e.family.name == "roi_align"]
+
+
+@pytest.mark.parametrize("entry", TAKES_SCALE)
+def test_spatial_scale_past_float_range_is_rejected(entry):
+    assert check_recipe(Recipe(entry, broken=(("spatial_scale", 10**400),))) == "rejected"
+
+
+# A box 2^33 px wide: whatever the sampling ratio, samples are >= 4 px apart,
+# so only a few land on the map and the oracle can answer.
+WIDE = ((0, -2.0**32, -2.0**32, 2.0**32, 2.0**32), (1, -2.0**33, -2.0**32, 2.0**32, 2.0**33))
+
+
+@pytest.mark.parametrize("entry", ALIGN_ENTRIES)
+@pytest.mark.parametrize("mode", ["avg", "max"])
+@pytest.mark.parametrize("ratio", [2**31 - 1, 2**31, 2**40, 2**63, 2**70])
+def test_sampling_ratio_saturates_like_the_adaptive_grid(entry, mode, ratio):
+    """Past 2^31 - 1 samples per side the grid saturates (roi_math.h
+    kMaxGrid; the oracle does the same): no int64 overflow of the sample
+    index iy * gw + ix, no OverflowError from a ratio past int64."""
+    params = (("aligned", False), ("mode", mode), ("sampling_ratio", ratio))
+    # float64: in float32 the oracle's windows around 2^32 px span thousands
+    # of candidate samples per axis, past its budget (see fuzz/oracle.py).
+    recipe = Recipe(entry, dtype="float64", boxes=WIDE, params=params, output_size=2)
+    assert check_recipe(recipe) == "compared"

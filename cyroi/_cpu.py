@@ -15,7 +15,9 @@ CHANNEL_BLOCK = 32
 
 
 def compute_dtype(dtype):
-    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+    # By width, not equality: big-endian float64 and long double are not
+    # == np.float64 but must not drop to float32.
+    return np.dtype(np.float64) if dtype.itemsize >= 8 else np.dtype(np.float32)
 
 
 def _as_compute(array):

@@ -20,8 +20,15 @@ def compute_dtype(dtype):
     return np.dtype(np.float64) if dtype.itemsize >= 8 else np.dtype(np.float32)
 
 
+def _aligned(array):
+    """`array`, copied if misaligned (a view from np.frombuffer at an odd
+    offset): the loops load whole elements, and a misaligned load is
+    undefined behaviour in C."""
+    return array if array.flags.aligned else array.copy(order="K")
+
+
 def _as_compute(array):
-    return array.astype(compute_dtype(array.dtype), copy=False)
+    return _aligned(array.astype(compute_dtype(array.dtype), copy=False))
 
 
 def _logical(array, layout):
@@ -54,8 +61,9 @@ def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, align
     if mode == "max":
         argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
     if out.size:
-        _cpu_ext.roi_align_forward(x, boxes, batch, out_view, argmax_view, scale, sampling_ratio,
-                                   aligned, mode == "max", CHANNEL_BLOCK, get_num_threads())
+        _cpu_ext.roi_align_forward(x, _aligned(boxes), _aligned(batch), out_view, argmax_view,
+                                   scale, sampling_ratio, aligned, mode == "max", CHANNEL_BLOCK,
+                                   get_num_threads())
     return out.astype(features.dtype, copy=False), argmax if want_argmax else None
 
 
@@ -65,8 +73,8 @@ def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, 
     grad, grad_view = _allocate(shape, layout, g.dtype, fill=0)
     if grad.size and g.size:
         order, begin = _group_by_image(batch, shape[0])
-        argmax_view = _logical(argmax, layout) if mode == "max" else None
-        _cpu_ext.roi_align_backward(g, boxes, order, begin, argmax_view, grad_view, scale,
+        argmax_view = _logical(_aligned(argmax), layout) if mode == "max" else None
+        _cpu_ext.roi_align_backward(g, _aligned(boxes), order, begin, argmax_view, grad_view, scale,
                                     sampling_ratio, aligned, mode == "max", CHANNEL_BLOCK,
                                     get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)
@@ -77,8 +85,8 @@ def roi_pool_forward(features, boxes, batch, size, scale, layout):
     out, out_view = _allocate((len(boxes), x.shape[1], *size), layout, x.dtype)
     argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
     if out.size:
-        _cpu_ext.roi_pool_forward(x, boxes, batch, out_view, argmax_view, scale, CHANNEL_BLOCK,
-                                  get_num_threads())
+        _cpu_ext.roi_pool_forward(x, _aligned(boxes), _aligned(batch), out_view, argmax_view,
+                                  scale, CHANNEL_BLOCK, get_num_threads())
     return out.astype(features.dtype, copy=False), argmax
 
 
@@ -87,6 +95,6 @@ def roi_pool_backward(grad_output, batch, argmax, shape, layout):
     grad, grad_view = _allocate(shape, layout, g.dtype, fill=0)
     if grad.size and g.size:
         order, begin = _group_by_image(batch, shape[0])
-        _cpu_ext.roi_pool_backward(g, order, begin, _logical(argmax, layout), grad_view,
+        _cpu_ext.roi_pool_backward(g, order, begin, _logical(_aligned(argmax), layout), grad_view,
                                    CHANNEL_BLOCK, get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)

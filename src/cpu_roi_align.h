@@ -29,6 +29,9 @@ template <typename T> struct AxisSamples {
     int64_t lo, hi;
     sample_window(start, bin, p, grid, size, &lo, &hi);
     taps.clear();
+    // One request for the whole window: a hopeless one (2^31 samples on the
+    // map) fails at once instead of growing through memory first.
+    taps.reserve(hi - lo);
     first = 0;
     for (int64_t i = lo; i < hi; ++i) {
       AxisTap<T> t;

@@ -40,3 +40,33 @@ def test_sampling_ratio_saturates_like_the_adaptive_grid(entry, mode, ratio):
     # of candidate samples per axis, past its budget (see fuzz/oracle.py).
     recipe = Recipe(entry, dtype="float64", boxes=WIDE, params=params, output_size=2)
     assert check_recipe(recipe) == "compared"
+
+
+ALLOCATION_FAILURE = """
+import resource
+import numpy as np
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+import cyroi
+features = np.zeros((1, 1, 6, 6), np.float32)
+rois = np.array([[0, 0.5, 0.5, 4.5, 4.5]], np.float32)
+for call in (lambda: cyroi.roi_align(features, rois, 1, 1.0, 2**31 - 1),
+             lambda: cyroi.roi_align_backward(np.ones((1, 1, 1, 1), np.float32), rois,
+                                              (1, 1, 6, 6), 1.0, 2**31 - 1)):
+    try:
+        call()
+    except MemoryError:
+        print("MemoryError")
+"""
+
+
+@pytest.mark.skipif(bool(os.environ.get("CYROI_SANITIZED")),
+                    reason="ASan maps terabytes of shadow memory: no address-space limit applies")
+def test_allocation_failure_is_a_memory_error_not_an_abort():
+    """sampling_ratio 2^31 - 1 on a box inside the map puts 2^31 samples per
+    side on it; their table cannot be allocated (here under a 4 GiB
+    address-space limit). That must raise MemoryError in Python, not escape
+    the OpenMP loop as a C++ exception (std::terminate, abort)."""
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(ALLOCATION_FAILURE)],
+                            cwd=fuzz.ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["MemoryError", "MemoryError"]

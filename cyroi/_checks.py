@@ -72,6 +72,7 @@ def features(array, layout):
 
 def input_shape(value, layout):
     """A backward's input_shape in `layout` -> (N, C, H, W)."""
+    choice(layout, "layout", LAYOUTS)
     if not (isinstance(value, (tuple, list)) and len(value) == 4 and all(map(_is_int, value))):
         raise TypeError(f"input_shape must be 4 ints ({layout}); got {value!r}")
     n, c, h, w = value if layout == "NCHW" else (value[0], value[3], value[1], value[2])

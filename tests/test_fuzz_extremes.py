@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 import fuzz  # noqa: F401  (puts this tree's cyroi and the oracle on the path)
+from fuzz.broken import BROKEN_VALUES
 from fuzz.case import Recipe
 from fuzz.check import check_recipe
 from fuzz.table import ENTRY_POINTS
@@ -16,6 +17,13 @@ from fuzz.table import ENTRY_POINTS
 TAKES_SCALE = [e.name for e in ENTRY_POINTS if e.kind != "backward" or e.name ==
                "roi_align_backward"]
 ALIGN_ENTRIES = [e.name for e in ENTRY_POINTS if e.family.name == "roi_align"]
+
+
+@pytest.mark.parametrize("entry", [e.name for e in ENTRY_POINTS])
+@pytest.mark.parametrize("layout", BROKEN_VALUES["layout"])
+def test_unknown_layout_is_rejected_by_every_entry_point(entry, layout):
+    """Backward ops once took any layout but "NCHW" for "NHWC"."""
+    assert check_recipe(Recipe(entry, broken=(("layout", layout),))) == "rejected"
 
 
 @pytest.mark.parametrize("entry", TAKES_SCALE)

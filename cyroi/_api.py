@@ -14,14 +14,18 @@ def _engine(backend):
     return _cuda
 
 
+# A forward call's input_shape: the features' own (None must stay an error).
+_FROM_FEATURES = object()
+
+
 class _Call:
     """One op call's validated inputs: the feature array, its backend and
     (N, C, H, W), and the RoIs as (boxes, batch index)."""
 
     def __init__(self, features, rois, batch_indices, layout, validate, box_columns=4,
-                 input_shape=None):
+                 input_shape=_FROM_FEATURES):
         self.features, self.backend = import_array(features, "features")
-        if input_shape is None:
+        if input_shape is _FROM_FEATURES:
             self.shape = _checks.features(self.features, layout)
         else:  # backward: `features` is the output gradient
             if self.features.dtype.kind != "f":

@@ -26,6 +26,13 @@ def test_unknown_layout_is_rejected_by_every_entry_point(entry, layout):
     assert check_recipe(Recipe(entry, broken=(("layout", layout),))) == "rejected"
 
 
+@pytest.mark.parametrize("entry", [e.name for e in ENTRY_POINTS if e.kind == "backward"])
+@pytest.mark.parametrize("shape", BROKEN_VALUES["input_shape"])
+def test_backward_rejects_a_bad_input_shape(entry, shape):
+    """input_shape=None once fell back to grad_output's own shape."""
+    assert check_recipe(Recipe(entry, broken=(("input_shape", shape),))) == "rejected"
+
+
 @pytest.mark.parametrize("entry", TAKES_SCALE)
 def test_spatial_scale_past_float_range_is_rejected(entry):
     assert check_recipe(Recipe(entry, broken=(("spatial_scale", 10**400),))) == "rejected"
@@ -78,3 +85,17 @@ def test_allocation_failure_is_a_memory_error_not_an_abort():
                             cwd=fuzz.ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["MemoryError", "MemoryError"]
+
+
+@pytest.mark.parametrize("entry", [e.name for e in ENTRY_POINTS if e.family.name == "roi_pool"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_roi_pool_box_spanning_past_the_rounding_limit(entry, dtype):
+    """Scaled corners of +-1e30 round to +-2^40 (roi_math.h kMaxCoord); the
+    bins of such a box start before the map and end past it, so they cover
+    it. The bin offsets (up to 2^41) once saturated at 2^40 too, which
+    emptied every bin."""
+    boxes = ((0, 0.0, -1.0, 0.0, 1.0), (0, -1.0, -1.0, 1.0, 1.0), (1, -1.0, 0.5, 0.25, 2.0))
+    for size in (1, (2, 3)):
+        recipe = Recipe(entry, dtype=dtype, shape=(2, 2, 5, 4), boxes=boxes,
+                        output_size=size, spatial_scale=1e30)
+        assert check_recipe(recipe) == "compared"

@@ -213,10 +213,14 @@ CYROI_HD PoolBox<T> pool_box(const T* box, T scale, int64_t pooled_h, int64_t po
 }
 
 // Integer extent [lo, hi) of bin p along one axis, clipped to [0, limit].
+// Bin offsets reach the RoI size, up to 2 kMaxCoord + 1: they saturate far
+// above that (2^62), where adding start (|start| <= kMaxCoord) cannot overflow.
 template <typename T>
 CYROI_HD void pool_bin(T bin, int64_t start, int64_t p, int64_t limit, int64_t* lo, int64_t* hi) {
-  const int64_t a = saturate_to_int64(floor((double)((T)p * bin)), -kMaxCoord, kMaxCoord, 0);
-  const int64_t b = saturate_to_int64(ceil((double)((T)(p + 1) * bin)), -kMaxCoord, kMaxCoord, 0);
+  const double offset_limit = 4611686018427387904.0;  // 2^62
+  const int64_t a = saturate_to_int64(floor((double)((T)p * bin)), -offset_limit, offset_limit, 0);
+  const int64_t b =
+      saturate_to_int64(ceil((double)((T)(p + 1) * bin)), -offset_limit, offset_limit, 0);
   *lo = min_of(max_of(a + start, (int64_t)0), limit);
   *hi = min_of(max_of(b + start, (int64_t)0), limit);
 }

@@ -21,8 +21,9 @@ ARRAY_BREAKS = {
     "grad_output": ["int32", "3-D", "extra RoI", "extra channel"],
     "argmax": ["float", "extra RoI", "missing"],
 }
-MESSAGE_NAMES = {"rois": ("rois", "batch_indices"), "input_shape": ("input_shape",),
-                 "argmax": ("argmax",)}
+# grad_output's shape sets the pooled size, so a wrong one may be reported
+# as an argmax that does not match it.
+MESSAGE_NAMES = {"rois": ("rois", "batch_indices"), "grad_output": ("grad_output", "argmax")}
 
 
 def breakable(entry, params):
@@ -44,11 +45,12 @@ def breakable(entry, params):
     return table
 
 
-def _array_break(how, array):
+def _array_break(how, array, channel_axis=1):
     if how == "int32":
         return np.asarray(array).astype(np.int32)
     if how == "3-D":
-        return np.asarray(array)[0]
+        array = np.asarray(array)
+        return array.reshape(array.shape[0], array.shape[1], array.shape[2] * array.shape[3])
     if how == "no rows":
         return np.asarray(array)[:, :, :0]
     if how == "complex":
@@ -61,8 +63,9 @@ def _array_break(how, array):
                                shape=(1, *array.shape[1:]))])
     if how == "extra channel":
         array = np.asarray(array)
-        return np.concatenate([array, array], axis=1) if array.shape[1] else \
-            np.zeros(array.shape[:1] + (1,) + array.shape[2:], array.dtype)
+        shape = list(array.shape)
+        shape[channel_axis] += 1
+        return np.zeros(shape, array.dtype)
     if how == "float":
         return np.asarray(array).astype(np.float64)
     raise ValueError(f"unknown break {how!r}")
@@ -100,7 +103,8 @@ def apply_broken(case, broken):
         if name == "rois":
             _break_rois(case, how)
         elif name in ("features", "grad_output") and name in case.args:
-            case.args[name] = _array_break(how, case.args[name])
+            channel_axis = 3 if case.args["layout"] == "NHWC" else 1
+            case.args[name] = _array_break(how, case.args[name], channel_axis)
         elif name == "argmax":
             case.args["argmax"] = None if how == "missing" else _array_break(how,
                                                                              case.argmax_values)

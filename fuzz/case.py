@@ -89,8 +89,9 @@ def _rois_arguments(recipe, table, num_images):
     """(rois, batch_indices, the (K, 5) float64 table the op sees) in the
     recipe's form; a form that cannot hold the batch indices becomes a table."""
     dtype = _rois_dtype(table, recipe.rois_dtype)
-    with np.errstate(all="ignore"):
-        seen = table.astype(dtype).astype(np.float64)
+    with np.errstate(all="ignore"):  # 1e30 in float16 is inf: as the op sees it
+        table = table.astype(dtype)
+    seen = table.astype(np.float64)
     batch = seen[:, 0]
     integral = bool(np.all(np.isfinite(batch) & (batch == np.floor(batch))))
 
@@ -99,12 +100,12 @@ def _rois_arguments(recipe, table, num_images):
 
     if recipe.rois_form == "list" and integral and np.all((batch >= 0) & (batch < 8)):
         images = max([num_images] + [int(b) + 1 for b in batch])
-        per_image = [arrange(table[batch == i, 1:].astype(dtype)) for i in range(images)]
+        per_image = [arrange(table[batch == i, 1:]) for i in range(images)]
         return per_image, None, seen[np.argsort(batch, kind="stable")]
     if recipe.rois_form == "indices" and integral and np.all(np.abs(batch) < 2**62):
         index_dtype = np.int32 if np.all(np.abs(batch) < 2**31) else np.int64
-        return arrange(table[:, 1:].astype(dtype)), arrange(batch.astype(index_dtype)), seen
-    return arrange(table.astype(dtype)), None, seen
+        return arrange(table[:, 1:]), arrange(batch.astype(index_dtype)), seen
+    return arrange(table), None, seen
 
 
 def normalized_size(output_size):

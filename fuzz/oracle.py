@@ -22,16 +22,23 @@ def _integral(value):
     return math.isfinite(value) and value == math.floor(value)
 
 
-def row_status(case):
+def index_status(case):
+    """Per RoI: "ok" (an image's index), "zero" (NaN, inf, or an integer
+    outside [0, N)) or "fractional"."""
     N = case.values.shape[0]
-    family, scale = case.entry.family, float(case.args["spatial_scale"])
+    return np.array(["zero" if not math.isfinite(i) or (_integral(i) and not 0 <= i < N)
+                     else "ok" if _integral(i) else "fractional"
+                     for i in case.table[:, 0]], dtype=object)
+
+
+def row_status(case):
+    family, scale = case.entry.family, float(case.recipe.spatial_scale)
     nonfinite_values = not np.isfinite(case.values).all()
     status = []
-    for row in case.table:
-        index = row[0]
-        if not math.isfinite(index) or (_integral(index) and not 0 <= index < N):
-            status.append("zero")
-        elif not _integral(index) or not finite_after_scaling(row, scale, case.T):
+    for row, index in zip(case.table, index_status(case)):
+        if index != "ok":
+            status.append("zero" if index == "zero" else "safe")
+        elif not finite_after_scaling(row, scale, case.T):
             status.append("safe")
         elif nonfinite_values and not family.defined_for_nonfinite(case.params):
             status.append("safe")
@@ -47,7 +54,7 @@ def forward(case, rows):
     """The oracle's (out, argmax or None) for the selected rows, float64."""
     family = case.entry.family
     return family.reference_forward(case.values, case.table[rows], case.size,
-                                    float(case.args["spatial_scale"]), case.params, case.T)
+                                    float(case.recipe.spatial_scale), case.params, case.T)
 
 
 def backward(case, rows):
@@ -56,7 +63,7 @@ def backward(case, rows):
     argmax = None if case.argmax_values is None else case.argmax_values[rows]
     return family.reference_backward(case.grad_values[rows], case.table[rows],
                                      case.values.shape, case.size,
-                                     float(case.args["spatial_scale"]), case.params, argmax,
+                                     float(case.recipe.spatial_scale), case.params, argmax,
                                      case.T)
 
 

@@ -36,11 +36,13 @@ def _logical(array, layout):
     return array if layout == "NCHW" else array.transpose(0, 3, 1, 2)
 
 
-def _allocate(shape_nchw, layout, dtype, fill=None):
+def _allocate(shape_nchw, layout, dtype, zeroed=False):
     """A new array in `layout` and its (N, C, H, W) view."""
     n, c, h, w = shape_nchw
     shape = (n, c, h, w) if layout == "NCHW" else (n, h, w, c)
-    array = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+    # np.zeros, not np.full: the OS hands out zero pages lazily, so a huge
+    # gradient costs memory only where RoIs write.
+    array = np.zeros(shape, dtype) if zeroed else np.empty(shape, dtype)
     return array, _logical(array, layout)
 
 
@@ -70,7 +72,7 @@ def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, align
 def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned, mode,
                        argmax, layout):
     g = _logical(_as_compute(grad_output), layout)
-    grad, grad_view = _allocate(shape, layout, g.dtype, fill=0)
+    grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
     if grad.size and g.size:
         order, begin = _group_by_image(batch, shape[0])
         argmax_view = _logical(_aligned(argmax), layout) if mode == "max" else None
@@ -92,7 +94,7 @@ def roi_pool_forward(features, boxes, batch, size, scale, layout):
 
 def roi_pool_backward(grad_output, batch, argmax, shape, layout):
     g = _logical(_as_compute(grad_output), layout)
-    grad, grad_view = _allocate(shape, layout, g.dtype, fill=0)
+    grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
     if grad.size and g.size:
         order, begin = _group_by_image(batch, shape[0])
         _cpu_ext.roi_pool_backward(g, order, begin, _logical(_aligned(argmax), layout), grad_view,

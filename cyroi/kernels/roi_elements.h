@@ -47,12 +47,15 @@ CYROI_HD PooledIndex pooled_index(int64_t i, int64_t channels, int64_t pooled_h,
   return e;
 }
 
-// Offset of the (n, c) plane, or -1 when the RoI's image index is out of
-// range (only possible with validate=False): such RoIs read and write nothing.
-CYROI_HD int64_t plane_offset(const View4& v, const int64_t* batch, const PooledIndex& e) {
+// Offset of the element's (n, c) plane (negative strides make it negative);
+// false when the RoI's image index is out of range (only possible with
+// validate=False): such RoIs read and write nothing.
+CYROI_HD bool plane_offset(const View4& v, const int64_t* batch, const PooledIndex& e,
+                           int64_t* offset) {
   const int64_t n = batch[e.k];
-  if (n < 0 || n >= v.n) return -1;
-  return n * v.sn + e.c * v.sc;
+  if (n < 0 || n >= v.n) return false;
+  *offset = n * v.sn + e.c * v.sc;
+  return true;
 }
 
 // ---------------------------------------------------------------- roi_align
@@ -104,8 +107,8 @@ CYROI_HD Acc roi_align_element(const T* features, const View4& f, const Acc* box
                                const int64_t* batch, const AlignSpec<Acc>& s,
                                const PooledIndex& e, int64_t* argmax) {
   *argmax = -1;
-  const int64_t plane = plane_offset(f, batch, e);
-  if (plane < 0) return 0;
+  int64_t plane;
+  if (!plane_offset(f, batch, e, &plane)) return 0;
   const AlignBox<Acc> b = align_box_of(boxes, s, e.k);
   int64_t y0, y1, x0, x1;
   in_map_samples(b.start_y, b.bin_h, e.ph, b.grid_h, f.h, &y0, &y1);
@@ -143,8 +146,8 @@ template <typename Acc, typename Sink>
 CYROI_HD void roi_align_scatter(Acc g, int64_t sample, const View4& grad, const Acc* boxes,
                                 const int64_t* batch, const AlignSpec<Acc>& s,
                                 const PooledIndex& e, Sink& sink) {
-  const int64_t plane = plane_offset(grad, batch, e);
-  if (plane < 0) return;
+  int64_t plane;
+  if (!plane_offset(grad, batch, e, &plane)) return;
   const AlignBox<Acc> b = align_box_of(boxes, s, e.k);
   Taps<Acc> t;
   if (s.max_mode) {
@@ -173,8 +176,8 @@ CYROI_HD Acc roi_pool_element(const T* features, const View4& f, const Acc* boxe
                               const int64_t* batch, Acc scale, int64_t pooled_h,
                               int64_t pooled_w, const PooledIndex& e, int64_t* argmax) {
   *argmax = -1;
-  const int64_t plane = plane_offset(f, batch, e);
-  if (plane < 0) return 0;
+  int64_t plane;
+  if (!plane_offset(f, batch, e, &plane)) return 0;
   const PoolBox<Acc> b = pool_box(boxes + 4 * e.k, scale, pooled_h, pooled_w, (int64_t)1);
   int64_t h0, h1, w0, w1;
   pool_bin(b.bin_h, b.start_y, e.ph, f.h, &h0, &h1);
@@ -197,8 +200,8 @@ CYROI_HD Acc roi_pool_element(const T* features, const View4& f, const Acc* boxe
 template <typename Acc, typename Sink>
 CYROI_HD void roi_pool_scatter(Acc g, int64_t where, const View4& grad, const int64_t* batch,
                                const PooledIndex& e, Sink& sink) {
-  const int64_t plane = plane_offset(grad, batch, e);
-  if (plane < 0 || where < 0 || where >= grad.h * grad.w) return;
+  int64_t plane;
+  if (!plane_offset(grad, batch, e, &plane) || where < 0 || where >= grad.h * grad.w) return;
   sink.add(plane + (where / grad.w) * grad.sh + (where % grad.w) * grad.sw, g);
 }
 

@@ -71,14 +71,18 @@ CYROI_HD AlignBox<Acc> align_box_of(const Acc* boxes, const AlignSpec<Acc>& s, i
   return align_box(boxes + 4 * k, s.scale, s.aligned, s.pooled_h, s.pooled_w, s.sampling_ratio);
 }
 
-// The in-map samples [first, end) of bin p along one axis: sample_window's
-// candidates trimmed to those axis_tap accepts. Sample coordinates grow with
-// the index, so the in-map samples form one run.
+// Grids up to this side are trimmed from [0, grid) directly, sparing the
+// double arithmetic of sample_window in the common case.
+static const int64_t kSmallGrid = 64;
+
+// The in-map samples [first, end) of bin p along one axis: the candidates
+// (sample_window's for large grids) trimmed to those axis_tap accepts. Sample
+// coordinates grow with the index, so the in-map samples form one run.
 template <typename Acc>
 CYROI_HD void in_map_samples(Acc start, Acc bin, int64_t p, int64_t grid, int64_t size,
                              int64_t* first, int64_t* end) {
-  int64_t lo, hi;
-  sample_window(start, bin, p, grid, size, &lo, &hi);
+  int64_t lo = 0, hi = max_of(grid, (int64_t)0);
+  if (grid > kSmallGrid) sample_window(start, bin, p, grid, size, &lo, &hi);
   AxisTap<Acc> t;
   while (lo < hi && !axis_tap(sample_coord(start, bin, p, lo, grid), size, &t)) ++lo;
   while (hi > lo && !axis_tap(sample_coord(start, bin, p, hi - 1, grid), size, &t)) --hi;
@@ -116,10 +120,11 @@ CYROI_HD Acc roi_align_element(const T* features, const View4& f, const Acc* box
   Acc sum = 0, best = 0;
   int64_t where = -1;
   for (int64_t iy = y0; iy < y1; ++iy) {
+    AxisTap<Acc> ty, tx;
+    if (!axis_tap(sample_coord(b.start_y, b.bin_h, e.ph, iy, b.grid_h), f.h, &ty)) continue;
     for (int64_t ix = x0; ix < x1; ++ix) {
-      Taps<Acc> t;
-      if (!sample_taps(b, f, e, iy, ix, &t)) continue;
-      const Acc v = tap_value<T, Acc>(features + plane, t);
+      if (!axis_tap(sample_coord(b.start_x, b.bin_w, e.pw, ix, b.grid_w), f.w, &tx)) continue;
+      const Acc v = tap_value<T, Acc>(features + plane, combine_taps(ty, tx, f.sh, f.sw));
       if (!s.max_mode) {
         sum += v;
       } else if (where < 0 || v > best) {
@@ -160,8 +165,11 @@ CYROI_HD void roi_align_scatter(Acc g, int64_t sample, const View4& grad, const 
   in_map_samples(b.start_y, b.bin_h, e.ph, b.grid_h, grad.h, &y0, &y1);
   in_map_samples(b.start_x, b.bin_w, e.pw, b.grid_w, grad.w, &x0, &x1);
   for (int64_t iy = y0; iy < y1; ++iy) {
+    AxisTap<Acc> ty, tx;
+    if (!axis_tap(sample_coord(b.start_y, b.bin_h, e.ph, iy, b.grid_h), grad.h, &ty)) continue;
     for (int64_t ix = x0; ix < x1; ++ix) {
-      if (!sample_taps(b, grad, e, iy, ix, &t)) continue;
+      if (!axis_tap(sample_coord(b.start_x, b.bin_w, e.pw, ix, b.grid_w), grad.w, &tx)) continue;
+      t = combine_taps(ty, tx, grad.sh, grad.sw);
       for (int q = 0; q < 4; ++q) sink.add(plane + t.offset[q], g * t.weight[q] / b.count);
     }
   }

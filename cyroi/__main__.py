@@ -14,7 +14,7 @@ from ._demo_data import IMAGE_HEIGHT, IMAGE_WIDTH, MAX_SIDE, MIN_SIDE, STRIDE, m
 
 OUTPUT_SIZE = (7, 7)
 SAMPLING_RATIO = 2
-REPEATS = 5
+REPEATS = 3
 
 
 def main(argv=None):
@@ -23,7 +23,7 @@ def main(argv=None):
         set_num_threads(args.threads)
     scene = make_scene(np.random.default_rng(args.seed))
     spatial_scale = 1 / STRIDE
-    print(f"cyroi {__version__} demo on the CPU with {get_num_threads()} threads "
+    print(f"cyroi {__version__} demo on the CPU, threads: {get_num_threads()} "
           "(cyroi.get_num_threads())")
     print(f"features  {scene.features.shape} {scene.features.dtype}: stride-{STRIDE} maps of "
           f"{len(scene.features)} synthetic {IMAGE_HEIGHT}x{IMAGE_WIDTH} images")
@@ -37,16 +37,14 @@ def main(argv=None):
         (f"roi_align {align.format(mode)}",
          RoIAlign(OUTPUT_SIZE, spatial_scale, SAMPLING_RATIO, aligned=True, mode=mode))
         for mode in ("avg", "max")]
-    print(f"{'op':46}{'output':20}{'forward':>10}{'backward':>10}   sum(dx)/sum(dy)")
+    width = max(len(name) for name, _ in layers) + 2
+    print(f"{'op':{width}}{'output':20}{'forward':>10}{'backward':>10}")
     pooled = {}
     for name, layer in layers:
         out, forward = _median_time(lambda: layer.forward(scene.features, scene.rois))
         grad_out = np.ones_like(out)
         grad, backward = _median_time(lambda: layer.backward(grad_out))
-        # Every bin of a box inside the image reads the map, so backward
-        # hands on all of the output gradient: the ratio must be 1.
-        kept = grad.sum(dtype=np.float64) / grad_out.sum(dtype=np.float64)
-        print(f"{name:46}{str(out.shape):20}{_ms(forward):>10}{_ms(backward):>10}   {kept:.6f}")
+        print(f"{name:{width}}{str(out.shape):20}{_ms(forward):>10}{_ms(backward):>10}")
         pooled[name] = out
     print(f"median of {REPEATS} runs; backward returns {grad.shape}, the features' gradient\n")
 
@@ -68,7 +66,7 @@ def _picture(args, scene, spatial_scale):
     except ImportError:
         return f'picture: needs matplotlib; pip install "cyroi[plot]" to get {args.output}'
     from ._demo_picture import save_picture
-    index, channel = save_picture(args.output, scene, spatial_scale, OUTPUT_SIZE, SAMPLING_RATIO)
+    index, channel = save_picture(args.output, scene, spatial_scale, SAMPLING_RATIO)
     return (f"picture: {args.output} (proposal {index} over channel {channel}: "
             "roi_pool's bins vs roi_align's bins and sampling points)")
 

@@ -51,7 +51,8 @@ def _render_image(rng):
     """An object-coverage image (soft ellipses, 1 inside an object) and a
     background texture, both IMAGE_HEIGHT x IMAGE_WIDTH, plus the objects'
     boxes (x1, y1, x2, y2)."""
-    y, x = np.mgrid[0:IMAGE_HEIGHT, 0:IMAGE_WIDTH].astype(np.float32) + 0.5
+    y = np.arange(IMAGE_HEIGHT, dtype=np.float32)[:, None] + 0.5  # pixel centres
+    x = np.arange(IMAGE_WIDTH, dtype=np.float32)[None, :] + 0.5
     coverage = np.zeros((IMAGE_HEIGHT, IMAGE_WIDTH), np.float32)
     boxes = []
     for _ in range(rng.integers(3, 6)):
@@ -64,7 +65,7 @@ def _render_image(rng):
         coverage = np.maximum(coverage, inside)
         boxes.append([cx - half_w, cy - half_h, cx + half_w, cy + half_h])
     texture = (np.sin(x / rng.uniform(60, 140) + rng.uniform(0, 6))
-               * np.cos(y / rng.uniform(60, 140)) + rng.normal(0, 0.3, x.shape))
+               * np.cos(y / rng.uniform(60, 140)) + rng.normal(0, 0.3, coverage.shape))
     return coverage, texture.astype(np.float32), np.array(boxes)
 
 

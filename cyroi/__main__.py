@@ -23,39 +23,52 @@ def main(argv=None):
         set_num_threads(args.threads)
     scene = make_scene(np.random.default_rng(args.seed))
     spatial_scale = 1 / STRIDE
+    _print_inputs(scene)
+    _, align_avg, _ = _print_timings(scene, spatial_scale)
+    _print_sanity(scene, align_avg)
+    print(_picture(args, scene, spatial_scale))
+    return 0
+
+
+def _print_inputs(scene):
     print(f"cyroi {__version__} demo on the CPU, threads: {get_num_threads()} "
           "(cyroi.get_num_threads())")
     print(f"features  {scene.features.shape} {scene.features.dtype}: stride-{STRIDE} maps of "
           f"{len(scene.features)} synthetic {IMAGE_HEIGHT}x{IMAGE_WIDTH} images")
     print(f"proposals {scene.rois.shape} [batch, x1, y1, x2, y2], sides {MIN_SIDE}-{MAX_SIDE} px: "
-          f"{scene.is_object.sum()} on objects (IoU >= 0.5), "
-          f"{scene.is_background.sum()} on background (IoU < 0.3)\n")
+          f"{scene.is_object.sum()} on objects (IoU>=0.5), "
+          f"{scene.is_background.sum()} background (IoU<0.3)\n")
 
+
+def _print_timings(scene, spatial_scale):
+    """Time forward and backward of roi_pool, roi_align avg and roi_align
+    max; returns their outputs in that order."""
     ph, pw = OUTPUT_SIZE
-    align = f"{ph}x{pw} {{}}, aligned=True, sampling_ratio={SAMPLING_RATIO}"
+    align = f"aligned=True, sampling_ratio={SAMPLING_RATIO}"
     layers = [(f"roi_pool  {ph}x{pw}", RoIPool(OUTPUT_SIZE, spatial_scale))] + [
-        (f"roi_align {align.format(mode)}",
+        (f"roi_align {ph}x{pw} {mode}, {align}",
          RoIAlign(OUTPUT_SIZE, spatial_scale, SAMPLING_RATIO, aligned=True, mode=mode))
         for mode in ("avg", "max")]
     width = max(len(name) for name, _ in layers) + 2
     print(f"{'op':{width}}{'output':20}{'forward':>10}{'backward':>10}")
-    pooled = {}
+    outputs = []
     for name, layer in layers:
         out, forward = _median_time(lambda: layer.forward(scene.features, scene.rois))
         grad_out = np.ones_like(out)
         grad, backward = _median_time(lambda: layer.backward(grad_out))
         print(f"{name:{width}}{str(out.shape):20}{_ms(forward):>10}{_ms(backward):>10}")
-        pooled[name] = out
+        outputs.append(out)
     print(f"median of {REPEATS} runs; backward returns {grad.shape}, the features' gradient\n")
+    return outputs
 
-    response = pooled[layers[1][0]][:, scene.object_channels].mean(axis=(1, 2, 3))
+
+def _print_sanity(scene, align_avg):
+    response = align_avg[:, scene.object_channels].mean(axis=(1, 2, 3))
     on_objects = response[scene.is_object].mean()
     on_background = response[scene.is_background].mean()
-    print(f"sanity: mean roi_align response of the {len(scene.object_channels)} object channels: "
+    print(f"sanity: roi_align avg of the {len(scene.object_channels)} object channels is "
           f"{on_objects:.3f} in object boxes vs {on_background:.3f} in background boxes "
           f"({on_objects / on_background:.1f}x)")
-    print(_picture(args, scene, spatial_scale))
-    return 0
 
 
 def _picture(args, scene, spatial_scale):

@@ -78,8 +78,8 @@ def _draw_map(axes, plane, box_on_map):
     height, width = plane.shape
     x1, y1, x2, y2 = box_on_map
     # Grey, and never white, so the coloured bins stand out everywhere.
-    axes.imshow(plane, cmap="gray", vmin=0, vmax=1.4 * _view(plane, box_on_map).max(), extent=(0, width, height, 0),
-                interpolation="nearest")
+    axes.imshow(plane, cmap="gray", vmin=0, vmax=1.4 * _view(plane, box_on_map).max(),
+                extent=(0, width, height, 0), interpolation="nearest")
     axes.set_xlim(x1 - MARGIN, x2 + MARGIN)
     axes.set_ylim(y2 + MARGIN, y1 - MARGIN)
     axes.set_xticks(np.arange(np.ceil(x1 - MARGIN), x2 + MARGIN), minor=True)
@@ -118,12 +118,13 @@ def _draw_roi_align(axes, shape, box, spatial_scale, sampling_ratio):
     x1, y1, x2, y2 = np.asarray(box) * spatial_scale
     ph, pw = BINS
     ys, xs = np.linspace(y1, y2, ph + 1), np.linspace(x1, x2, pw + 1)
-    sample_x, sample_y = _roi_align_samples(shape, box, spatial_scale, sampling_ratio)
-    per_bin = lambda grid: grid.reshape(ph, sampling_ratio, pw, sampling_ratio).swapaxes(1, 2)
+    sample_x, sample_y = (grid.reshape(ph, sampling_ratio, pw, sampling_ratio).swapaxes(1, 2)
+                          for grid in _roi_align_samples(shape, box, spatial_scale,
+                                                         sampling_ratio))
     for (row, col), colour in zip(np.ndindex(ph, pw), BIN_COLOURS):
         axes.add_patch(_outline(xs[col], ys[row], xs[col + 1], ys[row + 1], colour, linewidth=2))
-        axes.plot(per_bin(sample_x)[row, col].ravel(), per_bin(sample_y)[row, col].ravel(), "o",
-                  color=colour, markersize=8, markeredgecolor="black")
+        axes.plot(sample_x[row, col].ravel(), sample_y[row, col].ravel(), "o", color=colour,
+                  markersize=8, markeredgecolor="black")
     axes.set_title(f"roi_align, {ph}x{pw} bins, aligned=True, sampling_ratio={sampling_ratio}\n"
                    "the exact box cut into equal bins; each bin is the mean\nof its "
                    f"{sampling_ratio}x{sampling_ratio} bilinear samples (o)")

@@ -7,6 +7,8 @@ op: feature channels that light up on objects, on their edges or on
 background texture, smooth at the scale of a receptive field, and proposals
 that crowd around the objects with a sprinkling of background boxes.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 IMAGE_HEIGHT, IMAGE_WIDTH = 800, 1088  # a Faster R-CNN input (short side 800, /32)
@@ -16,18 +18,16 @@ PROPOSALS_PER_IMAGE = 256
 MIN_SIDE, MAX_SIDE = 16, 400           # proposal sides, in image pixels
 
 
-class Scene:
+class Scene(NamedTuple):
     """features (N, C, H/16, W/16) float32; rois (K, 5) [batch, x1, y1, x2, y2]
     in image pixels; is_object / is_background per proposal (IoU >= 0.5 /
     < 0.3 with an object); object_channels: the channels that respond to
     objects, strongest first."""
-
-    def __init__(self, features, rois, is_object, is_background, object_channels):
-        self.features = features
-        self.rois = rois
-        self.is_object = is_object
-        self.is_background = is_background
-        self.object_channels = object_channels
+    features: np.ndarray
+    rois: np.ndarray
+    is_object: np.ndarray
+    is_background: np.ndarray
+    object_channels: np.ndarray
 
 
 def make_scene(rng, n_images=2):

@@ -9,7 +9,7 @@ each adapter. Arrays are whatever cyroi accepts (NumPy, CuPy, DLPack).
 from dataclasses import dataclass
 from typing import Callable, Tuple
 
-from . import _api
+from . import _api, _checks
 
 
 def same_channels(channels, output_size):
@@ -25,12 +25,15 @@ class Op:
     validate) -> (out, argmax or None); backward(grad_output, rois,
     input_shape, argmax, params, *, layout, batch_indices, validate) -> the
     gradient of features. keeps_argmax(params): whether forward returns an
-    argmax. pooled_channels(C, (PH, PW)): the output's channel count."""
+    argmax. check(params) raises what the op raises for bad parameters, for
+    adapters that must fail before any array exists (JAX tracing).
+    pooled_channels(C, (PH, PW)): the output's channel count."""
     name: str
     params: Tuple[Tuple[str, type], ...]
     forward: Callable
     backward: Callable
     keeps_argmax: Callable
+    check: Callable
     pooled_channels: Callable = same_channels
 
     def pooled_shape(self, features_shape, num_rois, output_size, layout="NCHW"):
@@ -61,13 +64,23 @@ def _roi_pool_backward(grad_output, rois, input_shape, argmax, params, **options
     return _api.roi_pool_backward(grad_output, rois, argmax, input_shape, **options)
 
 
+def _check_align(params):
+    _checks.spatial_scale(params["spatial_scale"])
+    _checks.sampling_ratio(params["sampling_ratio"])
+    _checks.choice(params["mode"], "mode", _checks.MODES)
+
+
+def _check_pool(params):
+    _checks.spatial_scale(params["spatial_scale"])
+
+
 ROI_ALIGN = Op(
     "roi_align",
     params=(("spatial_scale", float), ("sampling_ratio", int), ("aligned", bool), ("mode", str)),
     forward=_roi_align_forward, backward=_roi_align_backward,
-    keeps_argmax=lambda params: params["mode"] == "max")
+    keeps_argmax=lambda params: params["mode"] == "max", check=_check_align)
 
 ROI_POOL = Op(
     "roi_pool", params=(("spatial_scale", float),),
     forward=_roi_pool_forward, backward=_roi_pool_backward,
-    keeps_argmax=lambda params: True)
+    keeps_argmax=lambda params: True, check=_check_pool)

@@ -58,9 +58,10 @@ def _define(op):
 
     @forward.register_fake
     def _(features, rois, output_size, *values):
+        params = dict(zip(names, values))
+        op.check(params)  # under torch.compile, bad parameters fail while tracing
         shape = op.pooled_shape(features.shape, rois.shape[0], tuple(output_size))
-        argmax = features.new_empty(argmax_shape(shape, dict(zip(names, values))),
-                                    dtype=torch.int64)
+        argmax = features.new_empty(argmax_shape(shape, params), dtype=torch.int64)
         return features.new_empty(shape), argmax
 
     @torch.library.custom_op(

@@ -41,9 +41,6 @@ def _define(op):
     names = [name for name, _ in op.params]
     params_schema = "".join(f", {_SCHEMA_TYPES[kind]} {name}" for name, kind in op.params)
 
-    def argmax_shape(out_shape, params):
-        return out_shape if op.keeps_argmax(params) else (0,)
-
     @torch.library.custom_op(
         f"cyroi::{op.name}", mutates_args=(),
         schema=f"(Tensor features, Tensor rois, int[] output_size{params_schema}) "
@@ -61,8 +58,8 @@ def _define(op):
         params = dict(zip(names, values))
         op.check(params)  # under torch.compile, bad parameters fail while tracing
         shape = op.pooled_shape(features.shape, rois.shape[0], tuple(output_size))
-        argmax = features.new_empty(argmax_shape(shape, params), dtype=torch.int64)
-        return features.new_empty(shape), argmax
+        argmax_shape = shape if op.keeps_argmax(params) else (0,)
+        return features.new_empty(shape), features.new_empty(argmax_shape, dtype=torch.int64)
 
     @torch.library.custom_op(
         f"cyroi::{op.name}_backward", mutates_args=(),

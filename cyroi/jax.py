@@ -72,6 +72,7 @@ def _define(op):
         features = jnp.asarray(features)
         params = tuple(zip((name for name, _ in op.params), values))
         op.check(dict(params))
+        _checks.choice(layout, "layout", _checks.LAYOUTS)
         return pooled(features, _roi_table(rois, features.dtype),
                       _checks.output_size(output_size), params, layout)
     return apply

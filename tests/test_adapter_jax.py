@@ -94,6 +94,8 @@ def test_errors():
         cj.roi_pool(x, rois, 2, 0.0)
     with pytest.raises(ValueError, match="mode must be one of"):
         jax.jit(lambda f: cj.roi_align(f, rois, 2, mode="min"))(x)
+    with pytest.raises(ValueError, match="layout must be one of"):
+        cj.roi_pool(x, rois, 2, layout="CHWN")
     with pytest.raises(ValueError, match="output_size must be >= 1"):
         cj.roi_align(x, rois, 0)
     with pytest.raises(ValueError, match=r"rois\[0\] must have shape"):

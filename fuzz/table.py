@@ -5,6 +5,7 @@ its Family (the math: parameters and reference oracle) and its rows here.
 Every entry point is called the same way: features / grad_output, rois,
 output_size, spatial_scale and the family's own parameters, with keywords.
 """
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -16,8 +17,8 @@ import cyroi
 import reference
 
 # Oracle work (bilinear samples times channels) above which a case is only
-# checked for safety: the oracle is plain Python, and float32 boxes around
-# 1e30 px give it windows of thousands of candidate samples per axis.
+# checked for safety: the oracle is plain Python, and a large sampling_ratio
+# puts millions of samples on the map.
 ORACLE_BUDGET = 20_000
 
 
@@ -67,14 +68,15 @@ def _align_reference_backward(grad, table, shape, size, scale, p, argmax, T):
 
 
 def _align_oracle_work(shape, row, size, scale, p, T):
-    """Candidate samples the oracle visits for one RoI (its own windows)."""
+    """Samples the oracle visits for one RoI (its bins' visit(), counted up
+    to just past the budget)."""
     H, W = shape[2:]
     aligned = bool(p["aligned"])
     with np.errstate(all="ignore"):
         bins = reference._align_bins(row, size, scale, p["sampling_ratio"],
                                      0.5 if aligned else 0.0, not aligned, H, W, T)
-        windows = [b.window() for line in bins for b in line]
-    return sum(len(rows) * len(cols) for rows, cols in windows)
+        return sum(sum(1 for _ in itertools.islice(b.visit(), ORACLE_BUDGET + 1))
+                   for line in bins for b in line)
 
 
 ROI_ALIGN = Family(

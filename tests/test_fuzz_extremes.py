@@ -51,8 +51,9 @@ def test_sampling_ratio_saturates_like_the_adaptive_grid(entry, mode, ratio):
     kMaxGrid; the oracle does the same): no int64 overflow of the sample
     index iy * gw + ix, no OverflowError from a ratio past int64."""
     params = (("aligned", False), ("mode", mode), ("sampling_ratio", ratio))
-    # float64: in float32 the oracle's windows around 2^32 px span thousands
-    # of candidate samples per axis, past its budget (see fuzz/oracle.py).
+    # float64: in float32 the sample index itself rounds (to multiples of 128
+    # near 2^30), so hundreds of samples share each position on the map:
+    # more work than the oracle's budget (fuzz/table.py).
     recipe = Recipe(entry, dtype="float64", boxes=WIDE, params=params, output_size=2)
     assert check_recipe(recipe) == "compared"
 

@@ -74,12 +74,21 @@ def test_gil_is_released_during_a_long_call():
     inside a long roi_align call. Were the GIL held, it would stall for the
     whole call: sorting a big list (which holds the GIL) lets it count at
     about 1% of its free rate here; this call, at about 40% on a loaded
-    2-core machine."""
+    2-core machine. Up to 3 tries, as other processes' load comes and goes
+    (a held GIL fails every try)."""
     cyroi.set_num_threads(1)  # leave the other core to the counter
     rng = np.random.default_rng(0)
     features = rng.standard_normal((1, 64, 96, 96)).astype(np.float32)
     rois = np.column_stack([np.zeros(400), rng.uniform(0, 40, (400, 2)),
                             rng.uniform(56, 96, (400, 2))])
+    rates = [counting_rates(lambda: cyroi.roi_align(features, rois, 7, 1.0, 8))
+             for _ in range(3)]
+    assert any(call > 0.1 * free for free, call in rates), rates
+
+
+def counting_rates(long_call):
+    """(counts per second of a Python thread while the main thread sleeps,
+    the same while it runs long_call)."""
     count = [0]
     stop = threading.Event()
 
@@ -87,23 +96,19 @@ def test_gil_is_released_during_a_long_call():
         while not stop.is_set():
             count[0] += 1
 
-    def counted(seconds_or_call):
+    def counted(action):
         start_count, start = count[0], time.perf_counter()
-        if callable(seconds_or_call):
-            seconds_or_call()
-        else:
-            time.sleep(seconds_or_call)
-        return count[0] - start_count, time.perf_counter() - start
+        action()
+        return (count[0] - start_count) / (time.perf_counter() - start), \
+            time.perf_counter() - start
 
     thread = threading.Thread(target=counter)
     thread.start()
     try:
-        long_call = lambda: cyroi.roi_align(features, rois, 7, 1.0, 8)  # noqa: E731
-        free_count, free_time = counted(0.3)
-        call_count, call_time = counted(long_call)
+        free_rate, _ = counted(lambda: time.sleep(0.3))
+        call_rate, call_time = counted(long_call)
     finally:
         stop.set()
         thread.join()
     assert call_time > 0.2, f"the call took only {call_time:.3f} s: make it longer"
-    free_rate, call_rate = free_count / free_time, call_count / call_time
-    assert call_rate > 0.1 * free_rate, (free_rate, call_rate)
+    return free_rate, call_rate

@@ -25,15 +25,11 @@ class Recipe:
     rois_arrangement: str = "contiguous"
     output_size: object = (3, 2)
     spatial_scale: object = 1.0
-    params: tuple = ()  # the family's parameters as (name, value) pairs; defaults if empty
+    params: tuple = ()  # the family's parameters as (name, value) pairs; its defaults if empty
     validate: bool = True
     grad_arrangement: str = "contiguous"
     argmax: str = "oracle"  # backward's argmax: the oracle forward's, or "garbage"
     broken: tuple = ()  # (argument, how): one argument given an invalid value
-
-
-DEFAULT_PARAMS = {"roi_align": {"sampling_ratio": 2, "aligned": False, "mode": "avg"},
-                  "roi_pool": {}}
 
 
 @dataclass
@@ -126,7 +122,7 @@ def build(recipe):
     entry = BY_NAME[recipe.entry]
     values = feature_values(recipe)
     table = np.array(recipe.boxes, np.float64).reshape(-1, 5)
-    params = dict(recipe.params) or dict(DEFAULT_PARAMS[entry.family.name])
+    params = dict(recipe.params) or dict(entry.family.default_params)
     rois, batch_indices, seen = _rois_arguments(recipe, table, recipe.shape[0])
     args = {"rois": rois, "batch_indices": batch_indices, "layout": recipe.layout,
             "output_size": recipe.output_size, "spatial_scale": recipe.spatial_scale}

@@ -27,6 +27,7 @@ class Family:
     """The math one op computes, shared by its forward, backward and object
     entry points."""
     name: str
+    default_params: dict  # the op parameters of hand-written cases
     valid_params: Callable  # draw -> {name: value} of valid op parameters
     broken_params: dict  # parameter -> invalid values (TypeError / ValueError)
     reference_forward: Callable  # (values, table, size, scale, params, T) -> (out, argmax|None)
@@ -81,6 +82,7 @@ def _align_oracle_work(shape, row, size, scale, p, T):
 
 ROI_ALIGN = Family(
     name="roi_align",
+    default_params={"sampling_ratio": 2, "aligned": False, "mode": "avg"},
     valid_params=_align_params,
     broken_params={"sampling_ratio": [0, -2, -7, 1.5, "2", None, True],
                    "mode": ["Max", "mean", "", None, 1]},
@@ -112,6 +114,7 @@ def _pool_oracle_work(shape, row, size, scale, p, T):
 
 ROI_POOL = Family(
     name="roi_pool",
+    default_params={},
     valid_params=lambda draw: {},
     broken_params={},
     reference_forward=_pool_reference_forward,

@@ -33,10 +33,12 @@ class _Call:
             rois, batch_indices, self.shape[0], self.backend,
             self.engine.compute_dtype(self.features.dtype), validate, box_columns)
 
-    def import_pooled(self, array, name, size):
-        """grad_output / argmax of this call's RoIs, with its shape checked."""
+    def import_pooled(self, array, name, size, channels=None):
+        """grad_output / argmax of this call's RoIs, with its shape checked
+        (channels: the output's, where they differ from the input's)."""
         array = import_like(array, name, self.backend)
-        expected = (len(self.boxes), self.shape[1], *size)
+        channels = self.shape[1] if channels is None else channels
+        expected = (len(self.boxes), channels, *size)
         return _checks.pooled_array(array, name, expected, self.layout)
 
     def pooled_size(self):
@@ -124,4 +126,77 @@ def roi_pool_backward(grad_output, rois, argmax, input_shape, *, layout="NCHW",
     grad_out = call.import_pooled(call.features, "grad_output", size)
     grad = call.engine.roi_pool_backward(grad_out, call.batch, _argmax_int64(argmax, call, size),
                                          call.shape, layout)
+    return call.backend.restore(grad)
+
+
+def _ps_channels(channels, size, name):
+    """Output channels of a position-sensitive op: C / (PH * PW)."""
+    bins = size[0] * size[1]
+    if channels % bins:
+        raise ValueError(f"{name} must have C divisible by PH*PW = {bins} (output_size "
+                         f"{size}) for position-sensitive pooling; got C={channels}")
+    return channels // bins
+
+
+def ps_roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, *,
+                 layout="NCHW", batch_indices=None, validate=True):
+    """Position-sensitive RoI Align (R-FCN, torchvision.ops.ps_roi_align):
+    output bin (c, ph, pw) averages bilinear samples of input channel
+    (c*PH + ph)*PW + pw. Half-pixel offset, no minimum box size.
+
+    C must be divisible by PH*PW; returns (K, C/(PH*PW), PH, PW) (or NHWC).
+    """
+    size = _checks.output_size(output_size)
+    scale = _checks.spatial_scale(spatial_scale)
+    ratio = _checks.sampling_ratio(sampling_ratio)
+    call = _Call(features, rois, batch_indices, layout, validate)
+    _ps_channels(call.shape[1], size, "features")
+    out = call.engine.ps_roi_align_forward(call.features, call.boxes, call.batch, size, scale,
+                                           ratio, layout)
+    return call.backend.restore(out)
+
+
+def ps_roi_align_backward(grad_output, rois, input_shape, spatial_scale=1.0, sampling_ratio=-1,
+                          *, layout="NCHW", batch_indices=None, validate=True):
+    """Gradient of ps_roi_align with respect to features, shaped input_shape."""
+    scale = _checks.spatial_scale(spatial_scale)
+    ratio = _checks.sampling_ratio(sampling_ratio)
+    call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
+    size = call.pooled_size()
+    channels = _ps_channels(call.shape[1], size, "input_shape")
+    grad_out = call.import_pooled(call.features, "grad_output", size, channels)
+    grad = call.engine.ps_roi_align_backward(grad_out, call.boxes, call.batch, call.shape, scale,
+                                             ratio, layout)
+    return call.backend.restore(grad)
+
+
+def ps_roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="NCHW",
+                batch_indices=None, validate=True):
+    """Position-sensitive RoI pooling (R-FCN, torchvision.ops.ps_roi_pool):
+    output bin (c, ph, pw) is the mean of input channel (c*PH + ph)*PW + pw
+    over the bin's integer cells (0 for an empty bin).
+
+    C must be divisible by PH*PW; returns (K, C/(PH*PW), PH, PW) (or NHWC).
+    """
+    size = _checks.output_size(output_size)
+    scale = _checks.spatial_scale(spatial_scale)
+    call = _Call(features, rois, batch_indices, layout, validate)
+    _ps_channels(call.shape[1], size, "features")
+    out = call.engine.ps_roi_pool_forward(call.features, call.boxes, call.batch, size, scale,
+                                          layout)
+    return call.backend.restore(out)
+
+
+def ps_roi_pool_backward(grad_output, rois, input_shape, spatial_scale=1.0, *, layout="NCHW",
+                         batch_indices=None, validate=True):
+    """Gradient of ps_roi_pool with respect to features: the true gradient
+    of the forward (unlike torchvision's, whose backward reads one more row
+    and column than its forward)."""
+    scale = _checks.spatial_scale(spatial_scale)
+    call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
+    size = call.pooled_size()
+    channels = _ps_channels(call.shape[1], size, "input_shape")
+    grad_out = call.import_pooled(call.features, "grad_output", size, channels)
+    grad = call.engine.ps_roi_pool_backward(grad_out, call.boxes, call.batch, call.shape, scale,
+                                            layout)
     return call.backend.restore(grad)

@@ -1,4 +1,5 @@
-"""CPU backend: thin drivers over the compiled OpenMP loops (cyroi._cpu_ext).
+"""CPU backend: thin drivers over the compiled OpenMP loops (cyroi._cpu_ext,
+cyroi._cpu_family).
 
 Inputs arrive validated; (N, C, H, W) views of any layout or strides are
 handed to the loops, which read through strides, so NHWC and strided inputs
@@ -6,7 +7,7 @@ need no copy. float16 computes in float32.
 """
 import numpy as np
 
-from . import _cpu_ext
+from . import _cpu_ext, _cpu_family
 from ._threads import get_num_threads
 
 # Channels per work item: enough to reuse each RoI's sample taps, few enough
@@ -88,3 +89,54 @@ def roi_pool_backward(grad_output, batch, argmax, shape, layout):
         _cpu_ext.roi_pool_backward(g, order, begin, _logical(argmax, layout), grad_view,
                                    CHANNEL_BLOCK, get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)
+
+
+def _pooled_forward(features, num_rois, channels, size, layout, run):
+    """Allocates the (K, channels, PH, PW) output in `layout` and lets
+    run(features_view, out_view) fill it."""
+    x = _logical(_as_compute(features), layout)
+    out, out_view = _allocate((num_rois, channels, *size), layout, x.dtype)
+    if out.size:
+        run(x, out_view)
+    return out.astype(features.dtype, copy=False)
+
+
+def _scatter_backward(grad_output, batch, shape, layout, run):
+    """Allocates a zeroed gradient of `shape` (NCHW order) in `layout` and
+    lets run(grad_output_view, order, begin, grad_view) accumulate into it."""
+    g = _logical(_as_compute(grad_output), layout)
+    grad, grad_view = _allocate(shape, layout, g.dtype, fill=0)
+    if grad.size and g.size:
+        order, begin = _group_by_image(batch, shape[0])
+        run(g, order, begin, grad_view)
+    return grad.astype(grad_output.dtype, copy=False)
+
+
+def _ps_channels(channels, size):
+    return channels // (size[0] * size[1])
+
+
+def ps_roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, layout):
+    channels = _ps_channels(_logical(features, layout).shape[1], size)
+    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
+        _cpu_family.ps_roi_align_forward(x, boxes, batch, out, scale, sampling_ratio,
+                                         CHANNEL_BLOCK, get_num_threads())))
+
+
+def ps_roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, layout):
+    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
+        _cpu_family.ps_roi_align_backward(g, boxes, order, begin, grad, scale, sampling_ratio,
+                                          CHANNEL_BLOCK, get_num_threads())))
+
+
+def ps_roi_pool_forward(features, boxes, batch, size, scale, layout):
+    channels = _ps_channels(_logical(features, layout).shape[1], size)
+    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
+        _cpu_family.ps_roi_pool_forward(x, boxes, batch, out, scale, CHANNEL_BLOCK,
+                                        get_num_threads())))
+
+
+def ps_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout):
+    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
+        _cpu_family.ps_roi_pool_backward(g, boxes, order, begin, grad, scale, CHANNEL_BLOCK,
+                                         get_num_threads())))

@@ -1,6 +1,7 @@
 """Object form of the ops for explicit forward/backward pipelines (the
 Chainer / MXNet style): forward keeps exactly what backward needs."""
-from ._api import roi_align, roi_align_backward, roi_pool, roi_pool_backward
+from ._api import (ps_roi_align, ps_roi_align_backward, ps_roi_pool, ps_roi_pool_backward,
+                   roi_align, roi_align_backward, roi_pool, roi_pool_backward)
 
 
 class _Saved:
@@ -77,3 +78,55 @@ class RoIPool(_Op):
 
     def __repr__(self):
         return f"RoIPool(output_size={self.output_size}, spatial_scale={self.spatial_scale})"
+
+
+class _Replayed(_Op):
+    """An op whose backward needs only the rois, the input shape and the
+    parameters: subclasses name the two functions and set the parameters."""
+    _function = _backward_function = None
+
+    def _params(self):
+        return {}
+
+    def forward(self, features, rois, *, layout="NCHW", batch_indices=None):
+        result = type(self)._function(features, rois, self.output_size, **self._params(),
+                                      layout=layout, batch_indices=batch_indices)
+        self._saved = _Saved(rois, features, layout, batch_indices)
+        return result
+
+    def backward(self, grad_output):
+        s = self._saved_or_raise()
+        return type(self)._backward_function(grad_output, s.rois, s.input_shape,
+                                             **self._params(), layout=s.layout,
+                                             batch_indices=s.batch_indices)
+
+    def __repr__(self):
+        params = "".join(f", {name}={value!r}" for name, value in self._params().items())
+        return f"{type(self).__name__}(output_size={self.output_size}{params})"
+
+
+class PSRoIAlign(_Replayed):
+    """ps_roi_align with fixed parameters; .forward then .backward."""
+    _function = staticmethod(ps_roi_align)
+    _backward_function = staticmethod(ps_roi_align_backward)
+
+    def __init__(self, output_size, spatial_scale=1.0, sampling_ratio=-1):
+        self.output_size = output_size
+        self.spatial_scale = spatial_scale
+        self.sampling_ratio = sampling_ratio
+
+    def _params(self):
+        return dict(spatial_scale=self.spatial_scale, sampling_ratio=self.sampling_ratio)
+
+
+class PSRoIPool(_Replayed):
+    """ps_roi_pool with fixed parameters; .forward then .backward."""
+    _function = staticmethod(ps_roi_pool)
+    _backward_function = staticmethod(ps_roi_pool_backward)
+
+    def __init__(self, output_size, spatial_scale=1.0):
+        self.output_size = output_size
+        self.spatial_scale = spatial_scale
+
+    def _params(self):
+        return dict(spatial_scale=self.spatial_scale)

@@ -1,0 +1,84 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""Parallel drivers of the RoI family's CPU loops (ps_roi_align, ps_roi_pool,
+...): spread work items over OpenMP threads, as cyroi._cpu_ext does.
+
+Arrays arrive validated and allocated by cyroi._cpu; gradients arrive zeroed.
+Channel counts and blocks are in output channels.
+"""
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+
+from cpu_family_loops cimport (ps_roi_align_backward_item, ps_roi_align_forward_item,
+                               ps_roi_pool_backward_item, ps_roi_pool_forward_item)
+from cpu_loops cimport AlignParams, Maps, PoolParams, Pooled, RoisByImage
+from cpu_views cimport as_groups, as_maps, as_pooled, real
+
+
+def ps_roi_align_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
+                         const int64_t[::1] batch, real[:, :, :, :] out, double scale,
+                         int64_t sampling_ratio, int64_t channel_block, int num_threads):
+    cdef Maps[real] f = as_maps(features)
+    cdef Pooled[real] o = as_pooled(out)
+    cdef AlignParams[real] p
+    p.scale, p.pooled_h, p.pooled_w = <real>scale, out.shape[2], out.shape[3]
+    p.sampling_ratio, p.aligned, p.max_mode = sampling_ratio, True, False
+    cdef int64_t blocks = (o.C + channel_block - 1) // channel_block
+    cdef int64_t item, k, c0
+    for item in prange(boxes.shape[0] * blocks, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        k = item // blocks
+        c0 = (item % blocks) * channel_block
+        ps_roi_align_forward_item(f, &boxes[k, 0], batch[k], p, k, c0,
+                                  min(c0 + channel_block, o.C), o)
+
+
+def ps_roi_align_backward(const real[:, :, :, :] grad_out, const real[:, ::1] boxes,
+                          const int64_t[::1] order, const int64_t[::1] begin,
+                          real[:, :, :, :] grad, double scale, int64_t sampling_ratio,
+                          int64_t channel_block, int num_threads):
+    cdef Maps[real] g = as_maps(grad)
+    cdef Pooled[real] go = as_pooled(grad_out)
+    cdef RoisByImage rois = as_groups(order, begin)
+    cdef AlignParams[real] p
+    p.scale, p.pooled_h, p.pooled_w = <real>scale, grad_out.shape[2], grad_out.shape[3]
+    p.sampling_ratio, p.aligned, p.max_mode = sampling_ratio, True, False
+    cdef int64_t blocks = (go.C + channel_block - 1) // channel_block
+    cdef int64_t item, c0
+    for item in prange(g.N * blocks, nogil=True, schedule="static", num_threads=num_threads):
+        c0 = (item % blocks) * channel_block
+        ps_roi_align_backward_item(g, go, &boxes[0, 0], rois, p, item // blocks, c0,
+                                   min(c0 + channel_block, go.C))
+
+
+def ps_roi_pool_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
+                        const int64_t[::1] batch, real[:, :, :, :] out, double scale,
+                        int64_t channel_block, int num_threads):
+    cdef Maps[real] f = as_maps(features)
+    cdef Pooled[real] o = as_pooled(out)
+    cdef PoolParams[real] p
+    p.scale, p.pooled_h, p.pooled_w = <real>scale, out.shape[2], out.shape[3]
+    cdef int64_t blocks = (o.C + channel_block - 1) // channel_block
+    cdef int64_t item, k, c0
+    for item in prange(boxes.shape[0] * blocks, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        k = item // blocks
+        c0 = (item % blocks) * channel_block
+        ps_roi_pool_forward_item(f, &boxes[k, 0], batch[k], p, k, c0,
+                                 min(c0 + channel_block, o.C), o)
+
+
+def ps_roi_pool_backward(const real[:, :, :, :] grad_out, const real[:, ::1] boxes,
+                         const int64_t[::1] order, const int64_t[::1] begin,
+                         real[:, :, :, :] grad, double scale, int64_t channel_block,
+                         int num_threads):
+    cdef Maps[real] g = as_maps(grad)
+    cdef Pooled[real] go = as_pooled(grad_out)
+    cdef RoisByImage rois = as_groups(order, begin)
+    cdef PoolParams[real] p
+    p.scale, p.pooled_h, p.pooled_w = <real>scale, grad_out.shape[2], grad_out.shape[3]
+    cdef int64_t blocks = (go.C + channel_block - 1) // channel_block
+    cdef int64_t item, c0
+    for item in prange(g.N * blocks, nogil=True, schedule="static", num_threads=num_threads):
+        c0 = (item % blocks) * channel_block
+        ps_roi_pool_backward_item(g, go, &boxes[0, 0], rois, p, item // blocks, c0,
+                                  min(c0 + channel_block, go.C))

@@ -1,0 +1,50 @@
+"""The RoI family's CPU results, forward and backward (box gradients
+included), are the same bits for 1, 2 and 4 threads."""
+import numpy as np
+import pytest
+
+import cyroi
+
+
+@pytest.fixture
+def restore_threads():
+    yield
+    cyroi.set_num_threads(None)
+
+
+def workload(dtype):
+    rng = np.random.default_rng(7)
+    f = rng.standard_normal((3, 72, 23, 29)).astype(dtype)  # 72 = 2 * (6 * 6): ps ops too
+    k = 40
+    xy = rng.uniform(-40, 300, (k, 2))
+    wh = rng.uniform(-10, 200, (k, 2))
+    rois = np.column_stack([rng.integers(0, 3, k), xy, xy + wh]).astype(dtype)
+    return f, rois
+
+
+def ps_ops(f, rois, layout):
+    results = []
+    for op, backward in [(cyroi.ps_roi_align, cyroi.ps_roi_align_backward),
+                         (cyroi.ps_roi_pool, cyroi.ps_roi_pool_backward)]:
+        out = op(f, rois, 6, 0.1, layout=layout)
+        results += [out, backward(out * 0.37, rois, f.shape, 0.1, layout=layout)]
+    return results
+
+
+OPS = [ps_ops]
+
+
+@pytest.mark.parametrize("ops", OPS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_bitwise_identical_for_1_2_4_threads(ops, dtype, layout, restore_threads):
+    f, rois = workload(dtype)
+    if layout == "NHWC":
+        f = np.ascontiguousarray(f.transpose(0, 2, 3, 1))
+    runs = {}
+    for threads in (1, 2, 4):
+        cyroi.set_num_threads(threads)
+        runs[threads] = ops(f, rois, layout)
+    for threads in (2, 4):
+        for a, b in zip(runs[1], runs[threads]):
+            assert a.tobytes() == b.tobytes()

@@ -1,12 +1,15 @@
 """cyroi: Region-of-Interest ops for NumPy, CuPy and any DLPack array."""
 from ._api import (ps_roi_align, ps_roi_align_backward, ps_roi_pool, ps_roi_pool_backward,
-                   roi_align, roi_align_backward, roi_pool, roi_pool_backward)
-from ._modules import PSRoIAlign, PSRoIPool, RoIAlign, RoIPool
+                   roi_align, roi_align_backward, roi_align_rotated, roi_align_rotated_backward,
+                   roi_pool, roi_pool_backward)
+from ._modules import PSRoIAlign, PSRoIPool, RoIAlign, RoIAlignRotated, RoIPool
 from ._threads import get_num_threads, set_num_threads
 
 __all__ = [
     "roi_align", "roi_align_backward", "roi_pool", "roi_pool_backward",
+    "roi_align_rotated", "roi_align_rotated_backward",
     "ps_roi_align", "ps_roi_align_backward", "ps_roi_pool", "ps_roi_pool_backward",
-    "RoIAlign", "RoIPool", "PSRoIAlign", "PSRoIPool", "get_num_threads", "set_num_threads",
+    "RoIAlign", "RoIPool", "RoIAlignRotated", "PSRoIAlign", "PSRoIPool",
+    "get_num_threads", "set_num_threads",
 ]
 __version__ = "0.1.0"

@@ -48,6 +48,17 @@ class _Call:
         return self.features.shape[2:] if self.layout == "NCHW" else self.features.shape[1:3]
 
 
+def _forward_features(call, features):
+    """The forward's features, which gradients for box coordinates read."""
+    if features is None:
+        raise ValueError("the gradient for box coordinates needs features= (the forward's "
+                         "input)")
+    features = import_like(features, "features", call.backend)
+    if _checks.features(features, call.layout) != call.shape:
+        raise ValueError(f"features must have shape input_shape; got {tuple(features.shape)}")
+    return features
+
+
 def _argmax_int64(argmax, call, size):
     argmax = call.import_pooled(argmax, "argmax", size)
     if argmax.dtype.kind not in "iu":
@@ -83,12 +94,20 @@ def roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1,
 
 def roi_align_backward(grad_output, rois, input_shape, spatial_scale=1.0, sampling_ratio=-1,
                        aligned=False, mode="avg", *, argmax=None, layout="NCHW",
-                       batch_indices=None, validate=True):
+                       batch_indices=None, need_rois_grad=False, features=None, validate=True):
     """Gradient of roi_align with respect to features, shaped input_shape
-    (in `layout`). mode="max" needs the argmax that forward returned."""
+    (in `layout`). mode="max" needs the argmax that forward returned.
+
+    need_rois_grad=True (mode "avg"; needs the forward's features=) returns
+    (grad_features, grad_rois): the exact derivative of the forward for the
+    box coordinates with the sample grid held fixed, in the form of `rois`
+    ((K, 5) with a zero batch column, per-image (K_i, 4) list, or (K, 4)).
+    """
     scale = _checks.spatial_scale(spatial_scale)
     ratio = _checks.sampling_ratio(sampling_ratio)
     _checks.choice(mode, "mode", _checks.MODES)
+    if need_rois_grad and mode != "avg":
+        raise ValueError("need_rois_grad=True needs mode='avg' (mode 'max' has no box gradient)")
     call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
     size = call.pooled_size()
     grad_out = call.import_pooled(call.features, "grad_output", size)
@@ -99,7 +118,13 @@ def roi_align_backward(grad_output, rois, input_shape, spatial_scale=1.0, sampli
         argmax = _argmax_int64(argmax, call, size)
     grad = call.engine.roi_align_backward(grad_out, call.boxes, call.batch, call.shape, scale,
                                           ratio, bool(aligned), mode, argmax, layout)
-    return call.backend.restore(grad)
+    if not need_rois_grad:
+        return call.backend.restore(grad)
+    grad_boxes = call.engine.roi_align_rois_grad(grad_out, _forward_features(call, features),
+                                                 call.boxes, call.batch, scale, ratio,
+                                                 bool(aligned), layout)
+    return (call.backend.restore(grad),
+            _rois.gradient_like(grad_boxes, rois, batch_indices, call.backend))
 
 
 def roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="NCHW",
@@ -200,3 +225,47 @@ def ps_roi_pool_backward(grad_output, rois, input_shape, spatial_scale=1.0, *, l
     grad = call.engine.ps_roi_pool_backward(grad_out, call.boxes, call.batch, call.shape, scale,
                                             layout)
     return call.backend.restore(grad)
+
+
+def roi_align_rotated(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1,
+                      aligned=True, clockwise=False, *, layout="NCHW", batch_indices=None,
+                      validate=True):
+    """RoI Align over rotated boxes (detectron2's ROIAlignRotated): the
+    sample grid of roi_align laid out in each box's frame and turned by its
+    angle about its centre.
+
+    rois: (K, 6) [batch_index, cx, cy, w, h, angle_degrees] (counter-clockwise
+    unless clockwise=True), a list of per-image (K_i, 5) boxes, or (K, 5)
+    with batch_indices. Returns (K, C, PH, PW) (or (K, PH, PW, C)).
+    """
+    size = _checks.output_size(output_size)
+    scale = _checks.spatial_scale(spatial_scale)
+    ratio = _checks.sampling_ratio(sampling_ratio)
+    call = _Call(features, rois, batch_indices, layout, validate, box_columns=5)
+    out = call.engine.roi_align_rotated_forward(call.features, call.boxes, call.batch, size, scale,
+                                                ratio, bool(aligned), bool(clockwise), layout)
+    return call.backend.restore(out)
+
+
+def roi_align_rotated_backward(grad_output, rois, input_shape, spatial_scale=1.0,
+                               sampling_ratio=-1, aligned=True, clockwise=False, *,
+                               layout="NCHW", batch_indices=None, need_rois_grad=False,
+                               features=None, validate=True):
+    """Gradient of roi_align_rotated with respect to features, shaped
+    input_shape. need_rois_grad=True (needs the forward's features=) returns
+    (grad_features, grad_rois), grad_rois for (cx, cy, w, h, angle_degrees)
+    in the form of `rois`, the sample grid held fixed."""
+    scale = _checks.spatial_scale(spatial_scale)
+    ratio = _checks.sampling_ratio(sampling_ratio)
+    call = _Call(grad_output, rois, batch_indices, layout, validate, box_columns=5,
+                 input_shape=input_shape)
+    grad_out = call.import_pooled(call.features, "grad_output", call.pooled_size())
+    params = (scale, ratio, bool(aligned), bool(clockwise), layout)
+    grad = call.engine.roi_align_rotated_backward(grad_out, call.boxes, call.batch, call.shape,
+                                                  *params)
+    if not need_rois_grad:
+        return call.backend.restore(grad)
+    grad_boxes = call.engine.roi_align_rotated_rois_grad(
+        grad_out, _forward_features(call, features), call.boxes, call.batch, *params)
+    return (call.backend.restore(grad),
+            _rois.gradient_like(grad_boxes, rois, batch_indices, call.backend))

@@ -140,3 +140,47 @@ def ps_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout):
     return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
         _cpu_family.ps_roi_pool_backward(g, boxes, order, begin, grad, scale, CHANNEL_BLOCK,
                                          get_num_threads())))
+
+
+def _rois_grad(grad_output, features, boxes, layout, run):
+    """The (K, B) gradient for box coordinates, one row per RoI: lets
+    run(features_view, grad_output_view, grad_boxes) fill it, all in the
+    compute dtype of the boxes."""
+    x = _logical(features.astype(boxes.dtype, copy=False), layout)
+    g = _logical(grad_output.astype(boxes.dtype, copy=False), layout)
+    grad_boxes = np.zeros(boxes.shape, boxes.dtype)
+    if len(boxes) and g.size:
+        run(x, g, grad_boxes)
+    return grad_boxes.astype(grad_output.dtype, copy=False)
+
+
+def roi_align_rois_grad(grad_output, features, boxes, batch, scale, sampling_ratio, aligned,
+                        layout):
+    return _rois_grad(grad_output, features, boxes, layout, lambda x, g, grad_boxes: (
+        _cpu_family.roi_align_rois_grad(x, g, boxes, batch, grad_boxes, scale, sampling_ratio,
+                                        aligned, get_num_threads())))
+
+
+def roi_align_rotated_forward(features, boxes, batch, size, scale, sampling_ratio, aligned,
+                              clockwise, layout):
+    channels = _logical(features, layout).shape[1]
+    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
+        _cpu_family.roi_align_rotated_forward(x, boxes, batch, out, scale, sampling_ratio,
+                                              aligned, clockwise, CHANNEL_BLOCK,
+                                              get_num_threads())))
+
+
+def roi_align_rotated_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned,
+                               clockwise, layout):
+    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
+        _cpu_family.roi_align_rotated_backward(g, boxes, order, begin, grad, scale,
+                                               sampling_ratio, aligned, clockwise, CHANNEL_BLOCK,
+                                               get_num_threads())))
+
+
+def roi_align_rotated_rois_grad(grad_output, features, boxes, batch, scale, sampling_ratio,
+                                aligned, clockwise, layout):
+    return _rois_grad(grad_output, features, boxes, layout, lambda x, g, grad_boxes: (
+        _cpu_family.roi_align_rotated_rois_grad(x, g, boxes, batch, grad_boxes, scale,
+                                                sampling_ratio, aligned, clockwise,
+                                                get_num_threads())))

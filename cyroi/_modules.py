@@ -1,7 +1,8 @@
 """Object form of the ops for explicit forward/backward pipelines (the
 Chainer / MXNet style): forward keeps exactly what backward needs."""
 from ._api import (ps_roi_align, ps_roi_align_backward, ps_roi_pool, ps_roi_pool_backward,
-                   roi_align, roi_align_backward, roi_pool, roi_pool_backward)
+                   roi_align, roi_align_backward, roi_align_rotated, roi_align_rotated_backward,
+                   roi_pool, roi_pool_backward)
 
 
 class _Saved:
@@ -130,3 +131,23 @@ class PSRoIPool(_Replayed):
 
     def _params(self):
         return dict(spatial_scale=self.spatial_scale)
+
+
+class RoIAlignRotated(_Replayed):
+    """roi_align_rotated with fixed parameters; .forward then .backward (for
+    features; the stateless roi_align_rotated_backward also gives the box
+    gradient)."""
+    _function = staticmethod(roi_align_rotated)
+    _backward_function = staticmethod(roi_align_rotated_backward)
+
+    def __init__(self, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=True,
+                 clockwise=False):
+        self.output_size = output_size
+        self.spatial_scale = spatial_scale
+        self.sampling_ratio = sampling_ratio
+        self.aligned = aligned
+        self.clockwise = clockwise
+
+    def _params(self):
+        return dict(spatial_scale=self.spatial_scale, sampling_ratio=self.sampling_ratio,
+                    aligned=self.aligned, clockwise=self.clockwise)

@@ -2,14 +2,18 @@
 """Parallel drivers of the RoI family's CPU loops (ps_roi_align, ps_roi_pool,
 ...): spread work items over OpenMP threads, as cyroi._cpu_ext does.
 
-Arrays arrive validated and allocated by cyroi._cpu; gradients arrive zeroed.
-Channel counts and blocks are in output channels.
+Arrays arrive validated and allocated by cyroi._cpu; gradients for features
+arrive zeroed. Channel counts and blocks are in output channels. Gradients
+for box coordinates have one work item per RoI.
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
-from cpu_family_loops cimport (ps_roi_align_backward_item, ps_roi_align_forward_item,
-                               ps_roi_pool_backward_item, ps_roi_pool_forward_item)
+from cpu_family_loops cimport (RotatedParams, ps_roi_align_backward_item,
+                               ps_roi_align_forward_item, ps_roi_pool_backward_item,
+                               ps_roi_pool_forward_item, roi_align_rois_grad_item,
+                               roi_align_rotated_backward_item, roi_align_rotated_forward_item,
+                               roi_align_rotated_rois_grad_item)
 from cpu_loops cimport AlignParams, Maps, PoolParams, Pooled, RoisByImage
 from cpu_views cimport as_groups, as_maps, as_pooled, real
 
@@ -82,3 +86,74 @@ def ps_roi_pool_backward(const real[:, :, :, :] grad_out, const real[:, ::1] box
         c0 = (item % blocks) * channel_block
         ps_roi_pool_backward_item(g, go, &boxes[0, 0], rois, p, item // blocks, c0,
                                   min(c0 + channel_block, go.C))
+
+
+cdef inline RotatedParams[real] rotated_params(const real[:, :, :, :] pooled, double scale,
+                                               int64_t sampling_ratio, bint aligned,
+                                               bint clockwise):
+    cdef RotatedParams[real] p
+    p.scale, p.pooled_h, p.pooled_w = <real>scale, pooled.shape[2], pooled.shape[3]
+    p.sampling_ratio, p.aligned, p.clockwise = sampling_ratio, aligned, clockwise
+    return p
+
+
+def roi_align_rotated_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
+                              const int64_t[::1] batch, real[:, :, :, :] out, double scale,
+                              int64_t sampling_ratio, bint aligned, bint clockwise,
+                              int64_t channel_block, int num_threads):
+    cdef Maps[real] f = as_maps(features)
+    cdef Pooled[real] o = as_pooled(out)
+    cdef RotatedParams[real] p = rotated_params(out, scale, sampling_ratio, aligned, clockwise)
+    cdef int64_t blocks = (f.C + channel_block - 1) // channel_block
+    cdef int64_t item, k, c0
+    for item in prange(boxes.shape[0] * blocks, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        k = item // blocks
+        c0 = (item % blocks) * channel_block
+        roi_align_rotated_forward_item(f, &boxes[k, 0], batch[k], p, k, c0,
+                                       min(c0 + channel_block, f.C), o)
+
+
+def roi_align_rotated_backward(const real[:, :, :, :] grad_out, const real[:, ::1] boxes,
+                               const int64_t[::1] order, const int64_t[::1] begin,
+                               real[:, :, :, :] grad, double scale, int64_t sampling_ratio,
+                               bint aligned, bint clockwise, int64_t channel_block,
+                               int num_threads):
+    cdef Maps[real] g = as_maps(grad)
+    cdef Pooled[real] go = as_pooled(grad_out)
+    cdef RoisByImage rois = as_groups(order, begin)
+    cdef RotatedParams[real] p = rotated_params(grad_out, scale, sampling_ratio, aligned,
+                                                clockwise)
+    cdef int64_t blocks = (g.C + channel_block - 1) // channel_block
+    cdef int64_t item, c0
+    for item in prange(g.N * blocks, nogil=True, schedule="static", num_threads=num_threads):
+        c0 = (item % blocks) * channel_block
+        roi_align_rotated_backward_item(g, go, &boxes[0, 0], rois, p, item // blocks, c0,
+                                        min(c0 + channel_block, g.C))
+
+
+def roi_align_rotated_rois_grad(const real[:, :, :, :] features, const real[:, :, :, :] grad_out,
+                                const real[:, ::1] boxes, const int64_t[::1] batch,
+                                real[:, ::1] grad_boxes, double scale, int64_t sampling_ratio,
+                                bint aligned, bint clockwise, int num_threads):
+    cdef Maps[real] f = as_maps(features)
+    cdef Pooled[real] go = as_pooled(grad_out)
+    cdef RotatedParams[real] p = rotated_params(grad_out, scale, sampling_ratio, aligned,
+                                                clockwise)
+    cdef int64_t k
+    for k in prange(boxes.shape[0], nogil=True, schedule="static", num_threads=num_threads):
+        roi_align_rotated_rois_grad_item(f, go, &boxes[k, 0], batch[k], p, k, &grad_boxes[k, 0])
+
+
+def roi_align_rois_grad(const real[:, :, :, :] features, const real[:, :, :, :] grad_out,
+                        const real[:, ::1] boxes, const int64_t[::1] batch,
+                        real[:, ::1] grad_boxes, double scale, int64_t sampling_ratio,
+                        bint aligned, int num_threads):
+    cdef Maps[real] f = as_maps(features)
+    cdef Pooled[real] go = as_pooled(grad_out)
+    cdef AlignParams[real] p
+    p.scale, p.pooled_h, p.pooled_w = <real>scale, grad_out.shape[2], grad_out.shape[3]
+    p.sampling_ratio, p.aligned, p.max_mode = sampling_ratio, aligned, False
+    cdef int64_t k
+    for k in prange(boxes.shape[0], nogil=True, schedule="static", num_threads=num_threads):
+        roi_align_rois_grad_item(f, go, &boxes[k, 0], batch[k], p, k, &grad_boxes[k, 0])

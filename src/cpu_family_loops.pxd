@@ -18,3 +18,23 @@ cdef extern from "cpu_ps_roi.h" namespace "cyroi" nogil:
     void ps_roi_pool_backward_item[T](const Maps[T]& grad, const Pooled[T]& grad_out,
                                       const T* boxes, const RoisByImage& rois,
                                       const PoolParams[T]& p, int64_t n, int64_t c0, int64_t c1)
+
+cdef extern from "cpu_rotated.h" namespace "cyroi" nogil:
+    cdef cppclass RotatedParams[T]:
+        T scale
+        int64_t pooled_h, pooled_w, sampling_ratio
+        bint aligned, clockwise
+    void roi_align_rotated_forward_item[T](const Maps[T]& f, const T* box, int64_t n,
+                                           const RotatedParams[T]& p, int64_t k, int64_t c0,
+                                           int64_t c1, const Pooled[T]& out)
+    void roi_align_rotated_backward_item[T](const Maps[T]& grad, const Pooled[T]& grad_out,
+                                            const T* boxes, const RoisByImage& rois,
+                                            const RotatedParams[T]& p, int64_t n, int64_t c0,
+                                            int64_t c1)
+    void roi_align_rotated_rois_grad_item[T](const Maps[T]& f, const Pooled[T]& grad_out,
+                                             const T* box, int64_t n, const RotatedParams[T]& p,
+                                             int64_t k, T* grad_box)
+
+cdef extern from "cpu_align_rois_grad.h" namespace "cyroi" nogil:
+    void roi_align_rois_grad_item[T](const Maps[T]& f, const Pooled[T]& grad_out, const T* box,
+                                     int64_t n, const AlignParams[T]& p, int64_t k, T* grad_box)

@@ -227,7 +227,9 @@ def _rotated_bins(roi, output_size, spatial_scale, sampling_ratio, aligned, cloc
     theta = T(roi[5]) * T(np.pi) / T(180)
     if clockwise:
         theta = -theta
-    cos, sin = np.cos(theta), np.sin(theta)
+    # cos/sin rounded from float64: correctly rounded, as C's cosf (NumPy's
+    # own float32 cos is off by an ulp now and then).
+    cos, sin = T(np.cos(np.float64(theta))), T(np.sin(np.float64(theta)))
     bw, bh = rw / T(PW), rh / T(PH)
     gh, gw = _grid(bh, sampling_ratio), _grid(bw, sampling_ratio)
     y_start, x_start = -rh / T(2), -rw / T(2)

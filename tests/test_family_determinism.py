@@ -31,7 +31,23 @@ def ps_ops(f, rois, layout):
     return results
 
 
-OPS = [ps_ops]
+def rotated_ops(f, rois, layout):
+    angles = np.linspace(-200, 200, len(rois)).astype(rois.dtype)
+    b, x1, y1, x2, y2 = rois.T
+    rotated = np.column_stack([b, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, angles])
+    out = cyroi.roi_align_rotated(f, rotated, (5, 4), 0.1, layout=layout)
+    grads = cyroi.roi_align_rotated_backward(out * 0.37, rotated, f.shape, 0.1, layout=layout,
+                                             need_rois_grad=True, features=f)
+    return [out, *grads]
+
+
+def align_box_grad(f, rois, layout):
+    out = cyroi.roi_align(f, rois, (5, 4), 0.1, 2, True, layout=layout)
+    return list(cyroi.roi_align_backward(out * 0.37, rois, f.shape, 0.1, 2, True, layout=layout,
+                                         need_rois_grad=True, features=f))
+
+
+OPS = [ps_ops, rotated_ops, align_box_grad]
 
 
 @pytest.mark.parametrize("ops", OPS)

@@ -269,3 +269,38 @@ def roi_align_rotated_backward(grad_output, rois, input_shape, spatial_scale=1.0
         grad_out, _forward_features(call, features), call.boxes, call.batch, *params)
     return (call.backend.restore(grad),
             _rois.gradient_like(grad_boxes, rois, batch_indices, call.backend))
+
+
+def precise_roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="NCHW",
+                     batch_indices=None, validate=True):
+    """Precise RoI Pooling (PrRoI Pooling, IoU-Net; mmcv.ops.prroi_pool): each
+    bin is the exact integral of the bilinear interpolant of the map (zero
+    off the map) over the bin, divided by the bin's area. No sampling, no
+    rounding, no offset; zero-area bins (inverted boxes) give 0."""
+    size = _checks.output_size(output_size)
+    scale = _checks.spatial_scale(spatial_scale)
+    call = _Call(features, rois, batch_indices, layout, validate)
+    out = call.engine.precise_roi_pool_forward(call.features, call.boxes, call.batch, size, scale,
+                                               layout)
+    return call.backend.restore(out)
+
+
+def precise_roi_pool_backward(grad_output, rois, features, spatial_scale=1.0, *, layout="NCHW",
+                              batch_indices=None, validate=True):
+    """Gradients of precise_roi_pool: returns (grad_features, grad_rois).
+    features is the forward's input (the box gradient reads it); grad_rois
+    is d/d(x1, y1, x2, y2) in the form of `rois` ((K, 5) with a zero batch
+    column, per-image (K_i, 4) list, or (K, 4))."""
+    scale = _checks.spatial_scale(spatial_scale)
+    features_array, _ = import_array(features, "features")
+    input_shape = tuple(int(d) for d in features_array.shape)
+    if len(input_shape) != 4:
+        raise ValueError(f"features must be 4-D ({layout}); got shape {input_shape}")
+    call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
+    grad_out = call.import_pooled(call.features, "grad_output", call.pooled_size())
+    grad = call.engine.precise_roi_pool_backward(grad_out, call.boxes, call.batch, call.shape,
+                                                 scale, layout)
+    grad_boxes = call.engine.precise_roi_pool_rois_grad(
+        grad_out, _forward_features(call, features), call.boxes, call.batch, scale, layout)
+    return (call.backend.restore(grad),
+            _rois.gradient_like(grad_boxes, rois, batch_indices, call.backend))

@@ -184,3 +184,22 @@ def roi_align_rotated_rois_grad(grad_output, features, boxes, batch, scale, samp
         _cpu_family.roi_align_rotated_rois_grad(x, g, boxes, batch, grad_boxes, scale,
                                                 sampling_ratio, aligned, clockwise,
                                                 get_num_threads())))
+
+
+def precise_roi_pool_forward(features, boxes, batch, size, scale, layout):
+    channels = _logical(features, layout).shape[1]
+    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
+        _cpu_family.precise_roi_pool_forward(x, boxes, batch, out, scale, CHANNEL_BLOCK,
+                                             get_num_threads())))
+
+
+def precise_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout):
+    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
+        _cpu_family.precise_roi_pool_backward(g, boxes, order, begin, grad, scale, CHANNEL_BLOCK,
+                                              get_num_threads())))
+
+
+def precise_roi_pool_rois_grad(grad_output, features, boxes, batch, scale, layout):
+    return _rois_grad(grad_output, features, boxes, layout, lambda x, g, grad_boxes: (
+        _cpu_family.precise_roi_pool_rois_grad(x, g, boxes, batch, grad_boxes, scale,
+                                               get_num_threads())))

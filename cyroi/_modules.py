@@ -1,8 +1,9 @@
 """Object form of the ops for explicit forward/backward pipelines (the
 Chainer / MXNet style): forward keeps exactly what backward needs."""
-from ._api import (ps_roi_align, ps_roi_align_backward, ps_roi_pool, ps_roi_pool_backward,
-                   roi_align, roi_align_backward, roi_align_rotated, roi_align_rotated_backward,
-                   roi_pool, roi_pool_backward)
+from ._api import (precise_roi_pool, precise_roi_pool_backward, ps_roi_align,
+                   ps_roi_align_backward, ps_roi_pool, ps_roi_pool_backward, roi_align,
+                   roi_align_backward, roi_align_rotated, roi_align_rotated_backward, roi_pool,
+                   roi_pool_backward)
 
 
 class _Saved:
@@ -151,3 +152,28 @@ class RoIAlignRotated(_Replayed):
     def _params(self):
         return dict(spatial_scale=self.spatial_scale, sampling_ratio=self.sampling_ratio,
                     aligned=self.aligned, clockwise=self.clockwise)
+
+
+class PreciseRoIPool(_Op):
+    """precise_roi_pool with fixed parameters; .forward keeps the features,
+    .backward returns (grad_features, grad_rois)."""
+
+    def __init__(self, output_size, spatial_scale=1.0):
+        self.output_size = output_size
+        self.spatial_scale = spatial_scale
+
+    def forward(self, features, rois, *, layout="NCHW", batch_indices=None):
+        out = precise_roi_pool(features, rois, self.output_size, self.spatial_scale,
+                               layout=layout, batch_indices=batch_indices)
+        self._saved = _Saved(rois, features, layout, batch_indices)
+        self._saved.features = features
+        return out
+
+    def backward(self, grad_output):
+        s = self._saved_or_raise()
+        return precise_roi_pool_backward(grad_output, s.rois, s.features, self.spatial_scale,
+                                         layout=s.layout, batch_indices=s.batch_indices)
+
+    def __repr__(self):
+        return (f"PreciseRoIPool(output_size={self.output_size}, "
+                f"spatial_scale={self.spatial_scale})")

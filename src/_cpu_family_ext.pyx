@@ -9,7 +9,9 @@ for box coordinates have one work item per RoI.
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
-from cpu_family_loops cimport (RotatedParams, ps_roi_align_backward_item,
+from cpu_family_loops cimport (PreciseParams, RotatedParams, precise_roi_pool_backward_item,
+                               precise_roi_pool_forward_item, precise_roi_pool_rois_grad_item,
+                               ps_roi_align_backward_item,
                                ps_roi_align_forward_item, ps_roi_pool_backward_item,
                                ps_roi_pool_forward_item, roi_align_rois_grad_item,
                                roi_align_rotated_backward_item, roi_align_rotated_forward_item,
@@ -157,3 +159,53 @@ def roi_align_rois_grad(const real[:, :, :, :] features, const real[:, :, :, :] 
     cdef int64_t k
     for k in prange(boxes.shape[0], nogil=True, schedule="static", num_threads=num_threads):
         roi_align_rois_grad_item(f, go, &boxes[k, 0], batch[k], p, k, &grad_boxes[k, 0])
+
+
+cdef inline PreciseParams[real] precise_params(const real[:, :, :, :] pooled, double scale):
+    cdef PreciseParams[real] p
+    p.scale, p.pooled_h, p.pooled_w = <real>scale, pooled.shape[2], pooled.shape[3]
+    return p
+
+
+def precise_roi_pool_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
+                             const int64_t[::1] batch, real[:, :, :, :] out, double scale,
+                             int64_t channel_block, int num_threads):
+    cdef Maps[real] f = as_maps(features)
+    cdef Pooled[real] o = as_pooled(out)
+    cdef PreciseParams[real] p = precise_params(out, scale)
+    cdef int64_t blocks = (f.C + channel_block - 1) // channel_block
+    cdef int64_t item, k, c0
+    for item in prange(boxes.shape[0] * blocks, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        k = item // blocks
+        c0 = (item % blocks) * channel_block
+        precise_roi_pool_forward_item(f, &boxes[k, 0], batch[k], p, k, c0,
+                                      min(c0 + channel_block, f.C), o)
+
+
+def precise_roi_pool_backward(const real[:, :, :, :] grad_out, const real[:, ::1] boxes,
+                              const int64_t[::1] order, const int64_t[::1] begin,
+                              real[:, :, :, :] grad, double scale, int64_t channel_block,
+                              int num_threads):
+    cdef Maps[real] g = as_maps(grad)
+    cdef Pooled[real] go = as_pooled(grad_out)
+    cdef RoisByImage rois = as_groups(order, begin)
+    cdef PreciseParams[real] p = precise_params(grad_out, scale)
+    cdef int64_t blocks = (g.C + channel_block - 1) // channel_block
+    cdef int64_t item, c0
+    for item in prange(g.N * blocks, nogil=True, schedule="static", num_threads=num_threads):
+        c0 = (item % blocks) * channel_block
+        precise_roi_pool_backward_item(g, go, &boxes[0, 0], rois, p, item // blocks, c0,
+                                       min(c0 + channel_block, g.C))
+
+
+def precise_roi_pool_rois_grad(const real[:, :, :, :] features,
+                               const real[:, :, :, :] grad_out, const real[:, ::1] boxes,
+                               const int64_t[::1] batch, real[:, ::1] grad_boxes, double scale,
+                               int num_threads):
+    cdef Maps[real] f = as_maps(features)
+    cdef Pooled[real] go = as_pooled(grad_out)
+    cdef PreciseParams[real] p = precise_params(grad_out, scale)
+    cdef int64_t k
+    for k in prange(boxes.shape[0], nogil=True, schedule="static", num_threads=num_threads):
+        precise_roi_pool_rois_grad_item(f, go, &boxes[k, 0], batch[k], p, k, &grad_boxes[k, 0])

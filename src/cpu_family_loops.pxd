@@ -38,3 +38,18 @@ cdef extern from "cpu_rotated.h" namespace "cyroi" nogil:
 cdef extern from "cpu_align_rois_grad.h" namespace "cyroi" nogil:
     void roi_align_rois_grad_item[T](const Maps[T]& f, const Pooled[T]& grad_out, const T* box,
                                      int64_t n, const AlignParams[T]& p, int64_t k, T* grad_box)
+
+cdef extern from "cpu_prroi.h" namespace "cyroi" nogil:
+    cdef cppclass PreciseParams[T]:
+        T scale
+        int64_t pooled_h, pooled_w
+    void precise_roi_pool_forward_item[T](const Maps[T]& f, const T* box, int64_t n,
+                                          const PreciseParams[T]& p, int64_t k, int64_t c0,
+                                          int64_t c1, const Pooled[T]& out)
+    void precise_roi_pool_backward_item[T](const Maps[T]& grad, const Pooled[T]& grad_out,
+                                           const T* boxes, const RoisByImage& rois,
+                                           const PreciseParams[T]& p, int64_t n, int64_t c0,
+                                           int64_t c1)
+    void precise_roi_pool_rois_grad_item[T](const Maps[T]& f, const Pooled[T]& grad_out,
+                                            const T* box, int64_t n, const PreciseParams[T]& p,
+                                            int64_t k, T* grad_box)

@@ -47,7 +47,12 @@ def align_box_grad(f, rois, layout):
                                          need_rois_grad=True, features=f))
 
 
-OPS = [ps_ops, rotated_ops, align_box_grad]
+def precise_ops(f, rois, layout):
+    out = cyroi.precise_roi_pool(f, rois, (5, 4), 0.1, layout=layout)
+    return [out, *cyroi.precise_roi_pool_backward(out * 0.37, rois, f, 0.1, layout=layout)]
+
+
+OPS = [ps_ops, rotated_ops, align_box_grad, precise_ops]
 
 
 @pytest.mark.parametrize("ops", OPS)

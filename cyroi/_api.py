@@ -304,3 +304,75 @@ def precise_roi_pool_backward(grad_output, rois, features, spatial_scale=1.0, *,
         grad_out, _forward_features(call, features), call.boxes, call.batch, scale, layout)
     return (call.backend.restore(grad),
             _rois.gradient_like(grad_boxes, rois, batch_indices, call.backend))
+
+
+def _pyramid(features_list, layout):
+    """The levels of a feature pyramid: arrays on one device with the same
+    N, C and dtype."""
+    if not isinstance(features_list, (list, tuple)) or not features_list:
+        raise TypeError(f"features_list must be a non-empty list of feature arrays, one per "
+                        f"pyramid level; got {type(features_list).__name__}")
+    first, backend = import_array(features_list[0], "features_list[0]")
+    arrays = [first] + [import_like(array, f"features_list[{i}]", backend)
+                        for i, array in enumerate(features_list[1:], 1)]
+    shapes = [_checks.features(array, layout, f"features_list[{i}]")
+              for i, array in enumerate(arrays)]
+    for i, (array, shape) in enumerate(zip(arrays, shapes)):
+        if shape[:2] != shapes[0][:2] or array.dtype != first.dtype:
+            raise ValueError(f"features_list[{i}] must have the N, C and dtype of "
+                             f"features_list[0] ({shapes[0][:2]}, {first.dtype}); got "
+                             f"{shape[:2]}, {array.dtype}")
+    return arrays
+
+
+def _fpn_options(canonical_scale, canonical_level):
+    scale = _checks.real_number(canonical_scale, "canonical_scale")
+    if scale <= 0:
+        raise ValueError(f"canonical_scale must be > 0; got {canonical_scale!r}")
+    return scale, _checks.real_number(canonical_level, "canonical_level")
+
+
+def multiscale_roi_align(features_list, rois, output_size, spatial_scales, sampling_ratio=2,
+                         aligned=False, canonical_scale=224, canonical_level=4, *,
+                         layout="NCHW", batch_indices=None, validate=True):
+    """RoI Align over a feature pyramid (FPN; torchvision.ops.MultiScaleRoIAlign):
+    each RoI is pooled by roi_align (mode "avg") from the level
+    floor(canonical_level + log2(sqrt(area) / canonical_scale) + 1e-6),
+    clamped to the pyramid, in one parallel pass over the RoIs.
+
+    features_list: one (N, C, H_l, W_l) array per level, finest first;
+    spatial_scales: their scales, halving level to level (e.g. 1/4 ... 1/32).
+    Returns (K, C, PH, PW) (or NHWC) in the order of the rois.
+    """
+    size = _checks.output_size(output_size)
+    ratio = _checks.sampling_ratio(sampling_ratio)
+    fpn = _fpn_options(canonical_scale, canonical_level)
+    arrays = _pyramid(features_list, layout)
+    scales, levels = _checks.pyramid_scales(spatial_scales, len(arrays))
+    call = _Call(arrays[0], rois, batch_indices, layout, validate)
+    out = call.engine.multiscale_roi_align_forward(arrays, call.boxes, call.batch, size, scales,
+                                                   levels, ratio, bool(aligned), *fpn, layout)
+    return call.backend.restore(out)
+
+
+def multiscale_roi_align_backward(grad_output, rois, input_shapes, spatial_scales,
+                                  sampling_ratio=2, aligned=False, canonical_scale=224,
+                                  canonical_level=4, *, layout="NCHW", batch_indices=None,
+                                  validate=True):
+    """Gradient of multiscale_roi_align: a list with the gradient of every
+    level's features (zeros where no RoI reads), shaped input_shapes."""
+    ratio = _checks.sampling_ratio(sampling_ratio)
+    fpn = _fpn_options(canonical_scale, canonical_level)
+    if not isinstance(input_shapes, (list, tuple)) or not input_shapes:
+        raise TypeError(f"input_shapes must be a non-empty list of 4-D shapes, one per level; "
+                        f"got {input_shapes!r}")
+    shapes = [_checks.input_shape(shape, layout) for shape in input_shapes]
+    if any(shape[:2] != shapes[0][:2] for shape in shapes):
+        raise ValueError(f"input_shapes must share N and C; got {list(input_shapes)}")
+    scales, levels = _checks.pyramid_scales(spatial_scales, len(shapes))
+    call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shapes[0])
+    grad_out = call.import_pooled(call.features, "grad_output", call.pooled_size())
+    grads = call.engine.multiscale_roi_align_backward(grad_out, call.boxes, call.batch, shapes,
+                                                      scales, levels, ratio, bool(aligned), *fpn,
+                                                      layout)
+    return [call.backend.restore(grad) for grad in grads]

@@ -203,3 +203,34 @@ def precise_roi_pool_rois_grad(grad_output, features, boxes, batch, scale, layou
     return _rois_grad(grad_output, features, boxes, layout, lambda x, g, grad_boxes: (
         _cpu_family.precise_roi_pool_rois_grad(x, g, boxes, batch, grad_boxes, scale,
                                                get_num_threads())))
+
+
+def multiscale_roi_align_forward(features_list, boxes, batch, size, scales, levels,
+                                 sampling_ratio, aligned, canonical_scale, canonical_level,
+                                 layout):
+    views = [_logical(_as_compute(features), layout) for features in features_list]
+    return _pooled_forward(features_list[0], len(boxes), views[0].shape[1], size, layout,
+                           lambda x, out: _cpu_family.multiscale_roi_align_forward(
+                               views, boxes, batch, out, np.asarray(scales, np.float64),
+                               sampling_ratio, aligned, canonical_scale, canonical_level,
+                               *levels, CHANNEL_BLOCK, get_num_threads()))
+
+
+def multiscale_roi_align_backward(grad_output, boxes, batch, shapes, scales, levels,
+                                  sampling_ratio, aligned, canonical_scale, canonical_level,
+                                  layout):
+    """One zero-initialised gradient per level; RoIs grouped by (level, image)."""
+    g = _logical(_as_compute(grad_output), layout)
+    grads, views = zip(*(_allocate(shape, layout, g.dtype, fill=0) for shape in shapes))
+    if g.size and all(grad.size for grad in grads):
+        level = np.empty(len(boxes), np.int64)
+        _cpu_family.fpn_levels(boxes, level, canonical_scale, canonical_level, *levels,
+                               get_num_threads())
+        images = shapes[0][0]
+        group = np.where((batch >= 0) & (batch < images), level * images + batch, -1)
+        order, begin = _group_by_image(group, len(shapes) * images)
+        _cpu_family.multiscale_roi_align_backward(g, boxes, order, begin, list(views),
+                                                  np.asarray(scales, np.float64),
+                                                  sampling_ratio, aligned, CHANNEL_BLOCK,
+                                                  get_num_threads())
+    return [grad.astype(grad_output.dtype, copy=False) for grad in grads]

@@ -1,9 +1,9 @@
 """Object form of the ops for explicit forward/backward pipelines (the
 Chainer / MXNet style): forward keeps exactly what backward needs."""
-from ._api import (precise_roi_pool, precise_roi_pool_backward, ps_roi_align,
-                   ps_roi_align_backward, ps_roi_pool, ps_roi_pool_backward, roi_align,
-                   roi_align_backward, roi_align_rotated, roi_align_rotated_backward, roi_pool,
-                   roi_pool_backward)
+from ._api import (multiscale_roi_align, multiscale_roi_align_backward, precise_roi_pool,
+                   precise_roi_pool_backward, ps_roi_align, ps_roi_align_backward, ps_roi_pool,
+                   ps_roi_pool_backward, roi_align, roi_align_backward, roi_align_rotated,
+                   roi_align_rotated_backward, roi_pool, roi_pool_backward)
 
 
 class _Saved:
@@ -177,3 +177,39 @@ class PreciseRoIPool(_Op):
     def __repr__(self):
         return (f"PreciseRoIPool(output_size={self.output_size}, "
                 f"spatial_scale={self.spatial_scale})")
+
+
+class MultiScaleRoIAlign(_Op):
+    """multiscale_roi_align with fixed parameters; .forward takes the list of
+    pyramid levels, .backward returns one gradient per level."""
+
+    def __init__(self, output_size, spatial_scales, sampling_ratio=2, aligned=False,
+                 canonical_scale=224, canonical_level=4):
+        self.output_size = output_size
+        self.spatial_scales = spatial_scales
+        self.sampling_ratio = sampling_ratio
+        self.aligned = aligned
+        self.canonical_scale = canonical_scale
+        self.canonical_level = canonical_level
+
+    def _params(self):
+        return dict(sampling_ratio=self.sampling_ratio, aligned=self.aligned,
+                    canonical_scale=self.canonical_scale, canonical_level=self.canonical_level)
+
+    def forward(self, features_list, rois, *, layout="NCHW", batch_indices=None):
+        out = multiscale_roi_align(features_list, rois, self.output_size, self.spatial_scales,
+                                   **self._params(), layout=layout, batch_indices=batch_indices)
+        self._saved = _Saved(rois, features_list[0], layout, batch_indices)
+        self._saved.input_shapes = [tuple(int(d) for d in f.shape) for f in features_list]
+        return out
+
+    def backward(self, grad_output):
+        s = self._saved_or_raise()
+        return multiscale_roi_align_backward(grad_output, s.rois, s.input_shapes,
+                                             self.spatial_scales, **self._params(),
+                                             layout=s.layout, batch_indices=s.batch_indices)
+
+    def __repr__(self):
+        params = "".join(f", {name}={value!r}" for name, value in self._params().items())
+        return (f"MultiScaleRoIAlign(output_size={self.output_size}, "
+                f"spatial_scales={self.spatial_scales}{params})")

@@ -9,7 +9,11 @@ for box coordinates have one work item per RoI.
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
-from cpu_family_loops cimport (PreciseParams, RotatedParams, precise_roi_pool_backward_item,
+from libcpp.vector cimport vector
+
+from cpu_family_loops cimport (FpnParams, PreciseParams, RotatedParams, fpn_level_of,
+                               multiscale_roi_align_backward_item,
+                               multiscale_roi_align_forward_item, precise_roi_pool_backward_item,
                                precise_roi_pool_forward_item, precise_roi_pool_rois_grad_item,
                                ps_roi_align_backward_item,
                                ps_roi_align_forward_item, ps_roi_pool_backward_item,
@@ -209,3 +213,86 @@ def precise_roi_pool_rois_grad(const real[:, :, :, :] features,
     cdef int64_t k
     for k in prange(boxes.shape[0], nogil=True, schedule="static", num_threads=num_threads):
         precise_roi_pool_rois_grad_item(f, go, &boxes[k, 0], batch[k], p, k, &grad_boxes[k, 0])
+
+
+cdef inline FpnParams[real] fpn_params(const real[:, ::1] boxes, double canonical_scale,
+                                       double canonical_level, int64_t k_min, int64_t k_max):
+    cdef FpnParams[real] fpn
+    fpn.canonical_scale, fpn.canonical_level = <real>canonical_scale, <real>canonical_level
+    fpn.k_min, fpn.k_max = k_min, k_max
+    return fpn
+
+
+cdef vector[AlignParams[real]] level_params(const real[:, ::1] boxes, const double[::1] scales,
+                                            Py_ssize_t pooled_h, Py_ssize_t pooled_w,
+                                            int64_t sampling_ratio, bint aligned):
+    """roi_align's parameters for each level (boxes only picks the dtype)."""
+    cdef vector[AlignParams[real]] params
+    cdef AlignParams[real] p
+    cdef Py_ssize_t i
+    for i in range(scales.shape[0]):
+        p.scale, p.pooled_h, p.pooled_w = <real>scales[i], pooled_h, pooled_w
+        p.sampling_ratio, p.aligned, p.max_mode = sampling_ratio, aligned, False
+        params.push_back(p)
+    return params
+
+
+cdef vector[Maps[real]] level_maps(const real[:, ::1] boxes, list arrays):
+    """Views of each level's (N, C, H, W) array; `arrays` keeps them alive."""
+    cdef vector[Maps[real]] maps
+    cdef const real[:, :, :, :] view
+    for array in arrays:
+        view = array
+        maps.push_back(as_maps(view))
+    return maps
+
+
+def fpn_levels(const real[:, ::1] boxes, int64_t[::1] levels, double canonical_scale,
+               double canonical_level, int64_t k_min, int64_t k_max, int num_threads):
+    cdef FpnParams[real] fpn = fpn_params(boxes, canonical_scale, canonical_level, k_min, k_max)
+    cdef int64_t k
+    for k in prange(boxes.shape[0], nogil=True, schedule="static", num_threads=num_threads):
+        levels[k] = fpn_level_of(&boxes[k, 0], fpn)
+
+
+def multiscale_roi_align_forward(list features, const real[:, ::1] boxes,
+                                 const int64_t[::1] batch, real[:, :, :, :] out,
+                                 const double[::1] scales, int64_t sampling_ratio, bint aligned,
+                                 double canonical_scale, double canonical_level, int64_t k_min,
+                                 int64_t k_max, int64_t channel_block, int num_threads):
+    cdef vector[Maps[real]] maps = level_maps(boxes, features)
+    cdef vector[AlignParams[real]] params = level_params(boxes, scales, out.shape[2],
+                                                         out.shape[3], sampling_ratio, aligned)
+    cdef FpnParams[real] fpn = fpn_params(boxes, canonical_scale, canonical_level, k_min, k_max)
+    cdef Pooled[real] o = as_pooled(out)
+    cdef int64_t blocks = (o.C + channel_block - 1) // channel_block
+    cdef int64_t item, k, c0
+    for item in prange(boxes.shape[0] * blocks, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        k = item // blocks
+        c0 = (item % blocks) * channel_block
+        multiscale_roi_align_forward_item(maps.data(), params.data(), fpn, &boxes[k, 0],
+                                          batch[k], k, c0, min(c0 + channel_block, o.C), o)
+
+
+def multiscale_roi_align_backward(const real[:, :, :, :] grad_out, const real[:, ::1] boxes,
+                                  const int64_t[::1] order, const int64_t[::1] begin,
+                                  list grads, const double[::1] scales, int64_t sampling_ratio,
+                                  bint aligned, int64_t channel_block, int num_threads):
+    """begin groups the RoIs by (level, image): group level * N + n."""
+    cdef vector[Maps[real]] maps = level_maps(boxes, grads)
+    cdef vector[AlignParams[real]] params = level_params(boxes, scales, grad_out.shape[2],
+                                                         grad_out.shape[3], sampling_ratio,
+                                                         aligned)
+    cdef Pooled[real] go = as_pooled(grad_out)
+    cdef RoisByImage rois = as_groups(order, begin)
+    cdef int64_t images = maps[0].N
+    cdef int64_t blocks = (go.C + channel_block - 1) // channel_block
+    cdef int64_t item, group, c0
+    for item in prange(<int64_t>maps.size() * images * blocks, nogil=True, schedule="static",
+                       num_threads=num_threads):
+        group = item // blocks
+        c0 = (item % blocks) * channel_block
+        multiscale_roi_align_backward_item(maps.data(), params.data(), go, &boxes[0, 0], rois,
+                                           group // images, group % images, c0,
+                                           min(c0 + channel_block, go.C))

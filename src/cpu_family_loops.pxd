@@ -53,3 +53,18 @@ cdef extern from "cpu_prroi.h" namespace "cyroi" nogil:
     void precise_roi_pool_rois_grad_item[T](const Maps[T]& f, const Pooled[T]& grad_out,
                                             const T* box, int64_t n, const PreciseParams[T]& p,
                                             int64_t k, T* grad_box)
+
+cdef extern from "cpu_multiscale.h" namespace "cyroi" nogil:
+    cdef cppclass FpnParams[T]:
+        T canonical_scale, canonical_level
+        int64_t k_min, k_max
+    int64_t fpn_level_of[T](const T* box, const FpnParams[T]& fpn)
+    void multiscale_roi_align_forward_item[T](const Maps[T]* levels, const AlignParams[T]* params,
+                                              const FpnParams[T]& fpn, const T* box, int64_t n,
+                                              int64_t k, int64_t c0, int64_t c1,
+                                              const Pooled[T]& out)
+    void multiscale_roi_align_backward_item[T](const Maps[T]* grads,
+                                               const AlignParams[T]* params,
+                                               const Pooled[T]& grad_out, const T* boxes,
+                                               const RoisByImage& rois, int64_t level, int64_t n,
+                                               int64_t c0, int64_t c1)

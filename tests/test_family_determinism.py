@@ -52,7 +52,22 @@ def precise_ops(f, rois, layout):
     return [out, *cyroi.precise_roi_pool_backward(out * 0.37, rois, f, 0.1, layout=layout)]
 
 
-OPS = [ps_ops, rotated_ops, align_box_grad, precise_ops]
+def multiscale_ops(f, rois, layout):
+    # f's maps as the finest level of a 3-level pyramid (scales 1/8 .. 1/32)
+    axes = (2, 3) if layout == "NCHW" else (1, 2)
+    pyramid = [f]
+    for _ in range(2):
+        pyramid.append(np.ascontiguousarray(pyramid[-1][tuple(
+            slice(None, None, 2) if axis in axes else slice(None) for axis in range(4))]))
+    scales = [1 / 8, 1 / 16, 1 / 32]
+    big = rois * [1, 1, 1, 3, 3]  # boxes for every level
+    out = cyroi.multiscale_roi_align(pyramid, big, (5, 4), scales, layout=layout)
+    grads = cyroi.multiscale_roi_align_backward(out * 0.37, big, [p.shape for p in pyramid],
+                                                scales, layout=layout)
+    return [out, *grads]
+
+
+OPS = [ps_ops, rotated_ops, align_box_grad, precise_ops, multiscale_ops]
 
 
 @pytest.mark.parametrize("ops", OPS)

@@ -24,7 +24,7 @@ class _Call:
         if input_shape is None:
             self.shape = _checks.features(self.features, layout)
         else:  # backward: `features` is the output gradient
-            if self.features.dtype.kind != "f":
+            if not _checks.is_floating(self.features.dtype):
                 raise TypeError(f"grad_output must be floating; got {self.features.dtype}")
             self.shape = _checks.input_shape(input_shape, layout)
         self.layout = layout
@@ -94,9 +94,12 @@ def roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1,
 
 def roi_align_backward(grad_output, rois, input_shape, spatial_scale=1.0, sampling_ratio=-1,
                        aligned=False, mode="avg", *, argmax=None, layout="NCHW",
-                       batch_indices=None, need_rois_grad=False, features=None, validate=True):
+                       batch_indices=None, need_rois_grad=False, features=None, validate=True,
+                       deterministic=False):
     """Gradient of roi_align with respect to features, shaped input_shape
     (in `layout`). mode="max" needs the argmax that forward returned.
+    On GPU, deterministic=True gives the same bits on every run (fixed-point
+    sums instead of float atomics); the CPU always does.
 
     need_rois_grad=True (mode "avg"; needs the forward's features=) returns
     (grad_features, grad_rois): the exact derivative of the forward for the
@@ -117,7 +120,8 @@ def roi_align_backward(grad_output, rois, input_shape, spatial_scale=1.0, sampli
                              "return_argmax=True) returns it)")
         argmax = _argmax_int64(argmax, call, size)
     grad = call.engine.roi_align_backward(grad_out, call.boxes, call.batch, call.shape, scale,
-                                          ratio, bool(aligned), mode, argmax, layout)
+                                          ratio, bool(aligned), mode, argmax, layout,
+                                          deterministic=bool(deterministic))
     if not need_rois_grad:
         return call.backend.restore(grad)
     grad_boxes = call.engine.roi_align_rois_grad(grad_out, _forward_features(call, features),
@@ -143,14 +147,15 @@ def roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="NCHW",
 
 
 def roi_pool_backward(grad_output, rois, argmax, input_shape, *, layout="NCHW",
-                      batch_indices=None, validate=True):
+                      batch_indices=None, validate=True, deterministic=False):
     """Gradient of roi_pool with respect to features: each output gradient is
-    added at its argmax."""
+    added at its argmax. deterministic as in roi_align_backward."""
     call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
     size = call.pooled_size()
     grad_out = call.import_pooled(call.features, "grad_output", size)
     grad = call.engine.roi_pool_backward(grad_out, call.batch, _argmax_int64(argmax, call, size),
-                                         call.shape, layout)
+                                         call.shape, layout,
+                                         deterministic=bool(deterministic))
     return call.backend.restore(grad)
 
 

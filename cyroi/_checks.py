@@ -10,6 +10,12 @@ LAYOUTS = ("NCHW", "NHWC")
 MODES = ("avg", "max")
 
 
+def is_floating(dtype):
+    """float16/32/64, and bfloat16 (not a NumPy float kind; CuPy and
+    ml_dtypes name it)."""
+    return dtype.kind == "f" or dtype.name == "bfloat16"
+
+
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -51,8 +57,8 @@ def features(array, layout, name="features"):
     choice(layout, "layout", LAYOUTS)
     if array.ndim != 4:
         raise ValueError(f"{name} must be 4-D ({layout}); got shape {tuple(array.shape)}")
-    if array.dtype.kind != "f":
-        raise TypeError(f"{name} must be floating (float16, float32 or float64); "
+    if not is_floating(array.dtype):
+        raise TypeError(f"{name} must be floating (float16, bfloat16, float32 or float64); "
                         f"got {array.dtype}")
     n, c, h, w = array.shape if layout == "NCHW" else (array.shape[0], array.shape[3],
                                                        *array.shape[1:3])

@@ -59,7 +59,7 @@ def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, align
 
 
 def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned, mode,
-                       argmax, layout):
+                       argmax, layout, deterministic=False):  # always deterministic here
     g = _logical(_as_compute(grad_output), layout)
     grad, grad_view = _allocate(shape, layout, g.dtype, fill=0)
     if grad.size and g.size:
@@ -81,7 +81,7 @@ def roi_pool_forward(features, boxes, batch, size, scale, layout):
     return out.astype(features.dtype, copy=False), argmax
 
 
-def roi_pool_backward(grad_output, batch, argmax, shape, layout):
+def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=False):
     g = _logical(_as_compute(grad_output), layout)
     grad, grad_view = _allocate(shape, layout, g.dtype, fill=0)
     if grad.size and g.size:

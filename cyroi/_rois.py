@@ -2,6 +2,7 @@
 import numpy as np
 
 from ._arrays import import_like
+from ._checks import is_floating
 
 
 def _array_module(backend):
@@ -12,7 +13,7 @@ def _array_module(backend):
 
 
 def _numeric(array, name):
-    if array.dtype.kind not in "fiu":
+    if array.dtype.kind not in "iu" and not is_floating(array.dtype):
         raise TypeError(f"{name} must hold numbers; got dtype {array.dtype}")
     return array
 

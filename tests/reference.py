@@ -10,9 +10,10 @@ Conventions shared by every function:
   reproduces the float32 rounding of a C implementation of the SPEC formulas.
   Feature values are read in dtype as well.  Results are float64.
 - A sample whose coordinate is outside [-1, H] x [-1, W] (or NaN, from a box
-  that overflowed the dtype) contributes 0.  Only a window of candidate
-  samples, a proven superset of the in-map ones, is visited, so enormous
-  boxes finish; the result is exactly that of the full sample loop.
+  that overflowed the dtype) contributes 0.  Such samples are skipped
+  without being visited (in-map rows and columns are found by bisection on
+  the monotone rounded coordinates), so enormous boxes finish; the result is
+  exactly that of the full sample loop.
 - max(rw, 1) and other clamps of a float use fmax/fmin semantics (NaN gives
   the other operand).
 """
@@ -107,12 +108,46 @@ def _coord(start, i, b, g, T):
     return start + ((T(i) + T(0.5)) * b) / T(g)
 
 
+def _first_true(indices, pred):
+    """First position p of the sequence indices with pred(indices[p]), pred monotone False -> True."""
+    lo, hi = 0, len(indices)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if pred(indices[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _span(coord, indices, lo, hi):
+    """Sub-range of the range `indices` where coord(i) lies in [lo, hi]; coord monotone, never NaN there."""
+    if len(indices) == 0:
+        return indices
+    sign = 1 if coord(indices[0]) <= coord(indices[-1]) else -1
+    lo, hi = (lo, hi) if sign > 0 else (-hi, -lo)
+    first = _first_true(indices, lambda i: sign * coord(i) >= lo)
+    stop = _first_true(indices, lambda i: sign * coord(i) > hi)
+    return indices[first:max(first, stop)]
+
+
+def _axis_span(start, b, g, lo, hi, T):
+    """Indices i of [0, g) whose _coord(start, i, b, g, T) lies in [lo, hi].
+
+    With start and b finite the coordinate is monotone in i (every rounded
+    operation is) and never NaN (at worst +-inf), so bisection is exact; with
+    either non-finite every coordinate is +-inf or NaN, i.e. out of range.
+    """
+    if not (np.isfinite(start) and np.isfinite(b)):
+        return range(0)
+    return _span(lambda i: _coord(start, i, b, g, T), range(g), lo, hi)
+
+
 def _candidates(start, b, g, lo, hi, T):
     """A range of indices of [0, g) holding every i whose _coord(start, i, b, g, T) lies in [lo, hi].
 
-    The coordinate is monotone in i; the window is the exact-arithmetic
-    solution widened by a slack far above the rounding error of the T
-    computation (32 ulps of the magnitudes involved) plus 2 indices.
+    The exact-arithmetic solution widened by a slack far above the rounding
+    error of the T computation (32 ulps of the magnitudes involved), plus 2.
     """
     A, b = float(start), float(b)
     if g == 0 or not (math.isfinite(A) and math.isfinite(b)):
@@ -130,21 +165,13 @@ def _candidates(start, b, g, lo, hi, T):
     return range(first, last + 1)
 
 
-def _first_outside(rows, cols, gh, gw):
-    """Smallest row-major sample index outside rows x cols, None when the window is the whole grid."""
-    if gh * gw == 0:
-        return None
-    if not rows or not cols or rows[0] > 0 or cols[0] > 0:
-        return 0
-    if cols[-1] < gw - 1:
-        return cols[-1] + 1
-    if rows[-1] < gh - 1:
-        return (rows[-1] + 1) * gw
-    return None
-
-
 class _Bin:
-    """gh x gw sample grid of one output bin; subclasses give taps(iy, ix) and window()."""
+    """gh x gw sample grid of one output bin.
+
+    Subclasses give taps(iy, ix) (None outside the map) and visit(), the
+    (iy, ix) in row-major order of a subset of the grid holding every sample
+    inside the map; the others are 0 and are skipped.
+    """
 
     def __init__(self, ay, bh, gh, ax, bw, gw, H, W, T):
         self.ay, self.bh, self.gh = ay, bh, gh
@@ -153,10 +180,14 @@ class _Bin:
         self.count = T(max(gh * gw, 1))
 
     def samples(self):
-        """([(iy*gw + ix, taps or None)] over the window in row-major order, first index outside it)."""
-        rows, cols = self.window()
-        samples = [(iy * self.gw + ix, self.taps(iy, ix)) for iy in rows for ix in cols]
-        return samples, _first_outside(rows, cols, self.gh, self.gw)
+        """([(iy*gw + ix, taps or None)] over visit(), smallest sample index not visited or None)."""
+        samples = [(iy * self.gw + ix, self.taps(iy, ix)) for iy, ix in self.visit()]
+        first_skipped = 0
+        for index, _ in samples:
+            if index != first_skipped:
+                break
+            first_skipped += 1
+        return samples, (first_skipped if first_skipped < self.gh * self.gw else None)
 
 
 class _AlignBin(_Bin):
@@ -168,9 +199,11 @@ class _AlignBin(_Bin):
         x = _coord(self.ax, ix, self.bw, self.gw, T)
         return _taps(y, x, self.H, self.W, T)
 
-    def window(self):
-        return (_candidates(self.ay, self.bh, self.gh, -1, self.H, self.T),
-                _candidates(self.ax, self.bw, self.gw, -1, self.W, self.T))
+    def visit(self):
+        """Rows with y in [-1, H] times columns with x in [-1, W]: exactly the in-map samples."""
+        rows = _axis_span(self.ay, self.bh, self.gh, -1, self.H, self.T)
+        cols = _axis_span(self.ax, self.bw, self.gw, -1, self.W, self.T)
+        return ((iy, ix) for iy in rows for ix in cols)
 
 
 class _RotatedBin(_Bin):
@@ -180,26 +213,40 @@ class _RotatedBin(_Bin):
         super().__init__(ay, bh, gh, ax, bw, gw, H, W, T)
         self.cy, self.cx, self.cos, self.sin = cy, cx, cos, sin
 
+    def _yx(self, yy, ix):
+        xx = _coord(self.ax, ix, self.bw, self.gw, self.T)
+        return (yy * self.cos - xx * self.sin) + self.cy, (yy * self.sin + xx * self.cos) + self.cx
+
     def taps(self, iy, ix):
-        T = self.T
-        yy = _coord(self.ay, iy, self.bh, self.gh, T)
-        xx = _coord(self.ax, ix, self.bw, self.gw, T)
-        y = (yy * self.cos - xx * self.sin) + self.cy
-        x = (yy * self.sin + xx * self.cos) + self.cx
+        y, x = self._yx(_coord(self.ay, iy, self.bh, self.gh, self.T), ix)
         return _taps(y, x, self.H, self.W, self.T)
 
-    def window(self):
-        """Bounding box, in local coordinates, of the map [-1, H] x [-1, W] rotated back, plus slack."""
+    def visit(self):
+        """Candidate rows, then per row the columns with y and x both in range.
+
+        Rows: local yy within the bounding box of the map [-1, H] x [-1, W]
+        rotated back, plus slack for the rounding of y and x.  In a row with
+        finite yy, over the columns with finite xx, y and x are monotone in ix
+        and never NaN, so bisection finds the in-map columns exactly.
+        """
         c, s, cy, cx = (float(v) for v in (self.cos, self.sin, self.cy, self.cx))
         if not (math.isfinite(cy) and math.isfinite(cx)):
-            return range(0), range(0)
+            return
         norm = c * c + s * s
         corners = [(dy, dx) for dy in (-1 - cy, self.H - cy) for dx in (-1 - cx, self.W - cx)]
         yys = [(c * dy + s * dx) / norm for dy, dx in corners]
-        xxs = [(c * dx - s * dy) / norm for dy, dx in corners]
         slack = 16 * float(np.finfo(self.T).eps) * (abs(cy) + abs(cx) + self.H + self.W + 4)
-        return (_candidates(self.ay, self.bh, self.gh, min(yys) - slack, max(yys) + slack, self.T),
-                _candidates(self.ax, self.bw, self.gw, min(xxs) - slack, max(xxs) + slack, self.T))
+        rows = _candidates(self.ay, self.bh, self.gh, min(yys) - slack, max(yys) + slack, self.T)
+        big = float(np.finfo(self.T).max)
+        finite_cols = _axis_span(self.ax, self.bw, self.gw, -big, big, self.T)
+        for iy in rows:
+            yy = _coord(self.ay, iy, self.bh, self.gh, self.T)
+            if not np.isfinite(yy):
+                continue
+            by_y = _span(lambda ix: self._yx(yy, ix)[0], finite_cols, -1, self.H)
+            by_x = _span(lambda ix: self._yx(yy, ix)[1], finite_cols, -1, self.W)
+            for ix in range(max(by_y.start, by_x.start), min(by_y.stop, by_x.stop)):
+                yield iy, ix
 
 
 def _align_bins(roi, output_size, spatial_scale, sampling_ratio, offset, min_size, H, W, T):
@@ -247,15 +294,15 @@ def _average(plane, samples, count, T):
     return acc / count
 
 
-def _maximum(plane, samples, first_outside, T):
+def _maximum(plane, samples, first_skipped, T):
     """(max, argmax) over the whole grid, out-of-map samples being 0; (0, -1) for an empty grid.
 
-    Samples outside the window are all 0 and only the first of them can win
-    a strict-> scan, so the window plus that one give the full scan's result.
+    Skipped samples are all 0 and only the first of them can win a strict->
+    scan, so the visited samples plus that one give the full scan's result.
     """
     seq = [(i, T(0) if taps is None else _interp(plane, taps)) for i, taps in samples]
-    if first_outside is not None:
-        seq.append((first_outside, T(0)))
+    if first_skipped is not None:
+        seq.append((first_skipped, T(0)))
     if not seq:
         return T(0), -1
     seq.sort(key=lambda item: item[0])
@@ -278,11 +325,11 @@ def _sampled_forward(features, rois, output_size, bins_of, channel_of, c_out, mo
         for ph in range(PH):
             for pw in range(PW):
                 bin_ = bins[ph][pw]
-                samples, first_outside = bin_.samples()
+                samples, first_skipped = bin_.samples()
                 for c in range(c_out):
                     plane = feats[b, channel_of(c, ph, pw)]
                     if mode == "max":
-                        value, argmax[k, c, ph, pw] = _maximum(plane, samples, first_outside, T)
+                        value, argmax[k, c, ph, pw] = _maximum(plane, samples, first_skipped, T)
                     else:
                         value = _average(plane, samples, bin_.count, T)
                     out[k, c, ph, pw] = value
@@ -465,7 +512,7 @@ def roi_pool(features, rois, output_size, spatial_scale, dtype=np.float64):
     T = _scalar_type(dtype)
     PH, PW = output_size
     feats = np.asarray(features).astype(T)
-    N, C, H, W = feats.shape
+    _, C, H, W = feats.shape
     rois = np.asarray(rois)
     out = np.zeros((len(rois), C, PH, PW))
     argmax = np.full(out.shape, -1, dtype=np.int64)
@@ -510,7 +557,7 @@ def ps_roi_pool(features, rois, output_size, spatial_scale, dtype=np.float64):
     T = _scalar_type(dtype)
     PH, PW = output_size
     feats = np.asarray(features).astype(T)
-    N, C, H, W = feats.shape
+    _, C, H, W = feats.shape
     c_out, channel_of = _ps_out_channels(C, output_size), _ps_channel(output_size)
     rois = np.asarray(rois)
     out = np.zeros((len(rois), c_out, PH, PW))
@@ -535,8 +582,7 @@ def ps_roi_pool(features, rois, output_size, spatial_scale, dtype=np.float64):
 def ps_roi_pool_backward(grad_out, rois, input_shape, output_size, spatial_scale, dtype=np.float64):
     """True gradient of ps_roi_pool for features: g/area to every element of the bin."""
     T = _scalar_type(dtype)
-    PH, PW = output_size
-    N, C, H, W = input_shape
+    H, W = input_shape[2:]
     channel_of = _ps_channel(output_size)
     grad = np.zeros(input_shape, dtype=T)
     g_out = np.asarray(grad_out).astype(T)
@@ -602,7 +648,7 @@ def precise_roi_pool(features, rois, output_size, spatial_scale, dtype=np.float6
     T = _scalar_type(dtype)
     PH, PW = output_size
     feats = np.asarray(features).astype(T).astype(np.float64)
-    N, C, H, W = feats.shape
+    _, C, H, W = feats.shape
     rois = np.asarray(rois)
     out = np.zeros((len(rois), C, PH, PW))
     for k, roi in enumerate(rois):
@@ -628,7 +674,7 @@ def precise_roi_pool_backward(grad_out, features, rois, output_size, spatial_sca
     T = _scalar_type(dtype)
     PH, PW = output_size
     feats = np.asarray(features).astype(T).astype(np.float64)
-    N, C, H, W = feats.shape
+    _, C, H, W = feats.shape
     g_out = np.asarray(grad_out, dtype=np.float64)
     rois = np.asarray(rois)
     s = float(T(spatial_scale))

@@ -101,22 +101,44 @@ void precise_roi_pool_backward_item(const Maps<T>& grad, const Pooled<T>& grad_o
   }
 }
 
-// Mean of f along the line where one axis is fixed at taps `at` (element
-// step `at_step` on that axis), over the cells of the other axis (`cells`,
-// step `cell_step`): a bin edge's line. Rows pass (s.h, s.w), columns (s.w, s.h).
-template <typename T>
-static T line_mean(const T* plane, const AxisTap<T>& at, const CellWeights<T>& cells,
-                   int64_t at_step, int64_t cell_step) {
-  T acc = 0;
-  for (size_t i = 0; i < cells.w.size(); ++i) {
-    const T* cell = plane + (cells.first + (int64_t)i) * cell_step;
-    acc += cells.w[i] * (at.h * cell[at.lo * at_step] + at.l * cell[at.hi * at_step]);
+// The slope segments of one bin along one axis and their weights in the
+// derivatives of the bin's mean for its low and high edges (edge_weights).
+template <typename T> struct EdgeWeights {
+  std::vector<T> lo, hi;
+  int64_t first = 0;
+
+  void compute(const CellWeights<T>& cells, T bin, int64_t size) {
+    lo.clear();
+    hi.clear();
+    first = 0;
+    if (!(bin > (T)0)) return;
+    int64_t last;
+    slope_span(cells.lo, cells.hi, size, &first, &last);
+    for (int64_t l = first; l < last; ++l) {
+      T w_lo, w_hi;
+      edge_weights(cells.lo, cells.hi, bin, l, &w_lo, &w_hi);
+      lo.push_back(w_lo);
+      hi.push_back(w_hi);
+    }
   }
-  return acc;
+};
+
+// The edge-weighted slopes along one line of a plane (element step `step`,
+// `size` cells; zero off the map), for the low and the high edge.
+template <typename T>
+static void slope_sums(const T* line, int64_t step, int64_t size, const EdgeWeights<T>& edges,
+                       T* sum_lo, T* sum_hi) {
+  *sum_lo = *sum_hi = 0;
+  for (size_t j = 0; j < edges.lo.size(); ++j) {
+    const int64_t l = edges.first + (int64_t)j;
+    const T rise = (l + 1 < size ? line[(l + 1) * step] : (T)0) - (l >= 0 ? line[l * step] : (T)0);
+    *sum_lo += edges.lo[j] * rise;
+    *sum_hi += edges.hi[j] * rise;
+  }
 }
 
 // grad_box (x1, y1, x2, y2) of RoI k: per bin, the output gradient times the
-// derivative of the bin's mean for its four edges, summed over channels and
+// derivatives of the bin's mean for its four edges, summed over channels and
 // bins in order, then carried to the box by precise_edge_chain.
 template <typename T>
 void precise_roi_pool_rois_grad_item(const Maps<T>& f, const Pooled<T>& grad_out, const T* box,
@@ -126,27 +148,33 @@ void precise_roi_pool_rois_grad_item(const Maps<T>& f, const Pooled<T>& grad_out
   if (n < 0 || n >= f.N) return;
   const PreciseBox<T> b = precise_box(box, p.scale, p.pooled_h, p.pooled_w);
   std::vector<CellWeights<T>> xs(p.pooled_w);
-  for (int64_t pw = 0; pw < p.pooled_w; ++pw) xs[pw].compute(b.start_x, b.bin_w, pw, f.W);
+  std::vector<EdgeWeights<T>> x_edges(p.pooled_w);
+  for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+    xs[pw].compute(b.start_x, b.bin_w, pw, f.W);
+    x_edges[pw].compute(xs[pw], b.bin_w, f.W);
+  }
   CellWeights<T> ys;
+  EdgeWeights<T> y_edges;
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
     ys.compute(b.start_y, b.bin_h, ph, f.H);
-    if (ys.w.empty()) continue;
-    const AxisTap<T> top = hat_point(ys.lo, f.H), bottom = hat_point(ys.hi, f.H);
+    y_edges.compute(ys, b.bin_h, f.H);
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
       const CellWeights<T>& xw = xs[pw];
-      if (xw.w.empty()) continue;
-      const AxisTap<T> left = hat_point(xw.lo, f.W), right = hat_point(xw.hi, f.W);
+      if (ys.w.empty() || xw.w.empty()) continue;  // off the map or zero-size: no gradient
       T sum_top = 0, sum_bottom = 0, sum_left = 0, sum_right = 0;
       for (int64_t c = 0; c < f.C; ++c) {
         const T* plane = f.plane(n, c);
-        const T mean = bin_mean(plane, ys, xw, f.s.h, f.s.w);
-        T d_top, d_bottom, d_left, d_right;
-        precise_edge_gradient(mean, line_mean(plane, top, xw, f.s.h, f.s.w),
-                              line_mean(plane, bottom, xw, f.s.h, f.s.w), b.bin_h, &d_top,
-                              &d_bottom);
-        precise_edge_gradient(mean, line_mean(plane, left, ys, f.s.w, f.s.h),
-                              line_mean(plane, right, ys, f.s.w, f.s.h), b.bin_w, &d_left,
-                              &d_right);
+        T d_top = 0, d_bottom = 0, d_left = 0, d_right = 0, lo, hi;
+        for (size_t j = 0; j < ys.w.size(); ++j) {  // rows: slopes along x
+          slope_sums(plane + (ys.first + (int64_t)j) * f.s.h, f.s.w, f.W, x_edges[pw], &lo, &hi);
+          d_left += ys.w[j] * lo;
+          d_right += ys.w[j] * hi;
+        }
+        for (size_t i = 0; i < xw.w.size(); ++i) {  // columns: slopes along y
+          slope_sums(plane + (xw.first + (int64_t)i) * f.s.w, f.s.h, f.H, y_edges, &lo, &hi);
+          d_top += xw.w[i] * lo;
+          d_bottom += xw.w[i] * hi;
+        }
         const T g = grad_out.at(k, c, ph, pw);
         sum_top += g * d_top;
         sum_bottom += g * d_bottom;

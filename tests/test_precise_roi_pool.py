@@ -33,10 +33,20 @@ def test_matches_reference(problem, dtype, layout):
     expected_grad, expected_rois = reference.precise_roi_pool_backward(g, x, r, size, scale,
                                                                        dtype=dtype)
     np.testing.assert_allclose(from_layout(grad, layout), expected_grad, **TOLERANCE[dtype])
-    # box gradients sum over channels and bins: scale the tolerance by them
+    assert np.all(np.abs(grad_rois - expected_rois) <= box_grad_tolerance(x, r, size, scale))
+
+
+def box_grad_tolerance(x, rois, size, scale):
+    """Box gradients sum over channels and bins; and where rounding makes a
+    window's length differ from its bin size by an ulp, the edge
+    derivatives, ~ mean / bin, move by ~ ulp * mean / bin."""
+    eps = float(np.finfo(x.dtype).eps)
     terms = x.shape[1] * size[0] * size[1] * max(1.0, float(np.abs(x).max()))
-    tol = {k: v * terms * 4 for k, v in TOLERANCE[dtype].items()}
-    np.testing.assert_allclose(grad_rois, expected_rois, **tol)
+    bins = np.abs(np.column_stack([(rois[:, 3] - rois[:, 1]) / size[1],
+                                   (rois[:, 4] - rois[:, 2]) / size[0]])) * scale
+    smallest = np.where(bins > 0, bins, np.inf).min(axis=1, initial=np.inf)
+    per_roi = terms * eps * (64 + 16 / np.minimum(1.0, smallest))
+    return np.column_stack([np.zeros(len(rois))] + [per_roi] * 4)
 
 
 def test_linear_map_gives_the_bin_centre():
@@ -68,6 +78,20 @@ def test_zero_area_bins_give_zero_and_no_gradient():
     grad, grad_rois = cyroi.precise_roi_pool_backward(np.ones_like(out), rois, x)
     np.testing.assert_array_equal(grad, 0)
     np.testing.assert_array_equal(grad_rois, 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_needle_thin_bins_keep_value_and_gradient(dtype):
+    # A window 1e-39 px wide at x = 0 on the map 5*(1-y)(1-x) (a 1x1 map of 5):
+    # its mean over y in [0, 0.5] is 5*0.75, dO/dx = -5*0.75 (the slope is
+    # -5*0.75 in x; each edge carries half of it), dO/dy at the top edge
+    # is (O - L(0))/0.5 = (3.75 - 5)/0.5 and at the bottom (L(0.5) - O)/0.5 = (2.5 - 3.75)/0.5.
+    x = np.full((1, 1, 1, 1), 5.0, dtype)
+    rois = np.array([[0, 0, 0, 1e-39, 0.5]], dtype)
+    out = cyroi.precise_roi_pool(x, rois, 1)
+    np.testing.assert_allclose(out.ravel(), [3.75], rtol=1e-6)
+    _, grad_rois = cyroi.precise_roi_pool_backward(np.ones_like(out), rois, x)
+    np.testing.assert_allclose(grad_rois[0, 1:], [-1.875, -2.5, -1.875, -2.5], rtol=1e-5)
 
 
 def random_rois(rng, count, height, width):

@@ -27,15 +27,18 @@ CYROI_HD PreciseBox<T> precise_box(const T* box, T scale, int64_t pooled_h, int6
   return b;
 }
 
-// Integral of hat(t - k) over [a, b], a <= b: the rising and the falling half
-// of the hat each in closed form, so no large antiderivatives cancel.
+// Integral of hat(t - k) over [a, b], a <= b: each half of the hat as the
+// length of its overlap times the hat's value at the overlap's midpoint, so
+// a window far narrower than a cell keeps its weight (no difference of
+// antiderivatives near 1 is taken).
 template <typename T> CYROI_HD T hat_integral(T a, T b, int64_t k) {
   const T left = (T)(k - 1), middle = (T)k, right = (T)(k + 1);
   T sum = 0;
-  const T u0 = max_of(a, left) - left, u1 = min_of(b, middle) - left;  // hat = t - (k - 1)
-  if (u1 > u0) sum += (u1 - u0) * (u1 + u0) / (T)2;
-  const T v0 = right - min_of(b, right), v1 = right - max_of(a, middle);  // hat = (k + 1) - t
-  if (v1 > v0) sum += (v1 - v0) * (v1 + v0) / (T)2;
+  T lo = max_of(a, left), hi = min_of(b, middle);  // rising half: hat = t - (k - 1)
+  if (hi > lo) sum += (hi - lo) * ((lo - left) + (hi - left)) / (T)2;
+  lo = max_of(a, middle);
+  hi = min_of(b, right);  // falling half: hat = (k + 1) - t
+  if (hi > lo) sum += (hi - lo) * ((right - lo) + (right - hi)) / (T)2;
   return sum;
 }
 
@@ -47,34 +50,32 @@ CYROI_HD void hat_span(T a, T b, int64_t size, int64_t* first, int64_t* last) {
   *last = saturate_to_int64(ceil((double)b) + 1.0, 0.0, (double)size, 0);
 }
 
-// The interpolant along one axis at t, as taps lo = floor(t), hi = lo + 1
-// with weights h = hat(t - lo), l = hat(t - hi); a tap off the map has
-// weight 0 (and index 0, so reading it is safe).
-template <typename T> CYROI_HD AxisTap<T> hat_point(T t, int64_t size) {
-  AxisTap<T> tap;
-  tap.lo = tap.hi = 0;
-  tap.l = tap.h = 0;
-  if (!(t > (T)-1 && t < (T)size)) return tap;
-  const int64_t lo = (int64_t)floor((double)t);
-  const T frac = t - (T)lo;
-  if (lo >= 0) {
-    tap.lo = lo;
-    tap.h = (T)1 - frac;
-  }
-  if (lo + 1 < size) {
-    tap.hi = lo + 1;
-    tap.l = frac;
-  }
-  return tap;
+// Box gradient. Along one axis the interpolant (at any fixed position on the
+// other axis) is a line L(t) with slope F[l + 1] - F[l] on segment
+// [l, l + 1] (F = 0 off the map). The mean M over a window [lo, hi] of length
+// `bin` moves with its edges as
+//   dM/dhi = (L(hi) - M) / bin = integral of L'(t) (t - lo) dt / bin^2
+//   dM/dlo = (M - L(lo)) / bin = integral of L'(t) (hi - t) dt / bin^2,
+// sums of the segments' slopes with the weights below: the same numbers as
+// the differences, without their cancellation in narrow windows.
+
+// Segments [first, last) of a `size`-cell axis (segment -1 enters the map,
+// segment size - 1 leaves it) that may overlap [lo, hi]; empty for NaN.
+template <typename T>
+CYROI_HD void slope_span(T lo, T hi, int64_t size, int64_t* first, int64_t* last) {
+  *first = saturate_to_int64(floor((double)lo), -1.0, (double)size, size);
+  *last = saturate_to_int64(ceil((double)hi), -1.0, (double)size, -1);
 }
 
-// Gradient of a bin's mean O (window length `bin` along this axis) for its
-// low and high edges, given L_lo and L_hi, the means of f along those edges:
-// moving an edge out adds f's line there and dilutes the mean.
+// Weights of segment l's slope in dM/dlo and dM/dhi.
 template <typename T>
-CYROI_HD void precise_edge_gradient(T mean, T line_lo, T line_hi, T bin, T* d_lo, T* d_hi) {
-  *d_lo = (mean - line_lo) / bin;
-  *d_hi = (line_hi - mean) / bin;
+CYROI_HD void edge_weights(T lo, T hi, T bin, int64_t l, T* w_lo, T* w_hi) {
+  *w_lo = *w_hi = 0;
+  const T u0 = max_of(lo, (T)l), u1 = min_of(hi, (T)(l + 1));
+  if (!(u1 > u0)) return;
+  const T part = (u1 - u0) / bin;
+  *w_lo = part * (((hi - u0) + (hi - u1)) / ((T)2 * bin));
+  *w_hi = part * (((u0 - lo) + (u1 - lo)) / ((T)2 * bin));
 }
 
 // Chain rule from the edges of bin p (lo = s + p*bin, hi = lo + bin,

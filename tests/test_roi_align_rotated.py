@@ -189,3 +189,31 @@ def test_object_form():
         g, rois, x.shape, 0.5, 2, False, True))
     assert repr(op) == ("RoIAlignRotated(output_size=(2, 3), spatial_scale=0.5, sampling_ratio=2, "
                         "aligned=False, clockwise=True)")
+
+
+@pytest.mark.parametrize("centre, angle", [((300.2, -200.6), 33.0), ((420.3, -310.7), -120.0),
+                                           ((420.3, -310.7), 90.0), ((-490.1, 40.3), 181.5)])
+def test_sample_window_misses_no_sample(centre, angle):
+    """A large box centred off the map, on a 500 x 500 grid per bin: the
+    bounded window of candidate samples gives exactly the full grid's sum
+    (every sample evaluated here in float32, in the SPEC's order)."""
+    T = np.float32
+    f = np.random.default_rng(10).standard_normal((1, 1, 6, 7)).astype(T)
+    box = np.array([[0, *centre, 1000.0, 900.0, angle]], T)
+    out = cyroi.roi_align_rotated(f, box, 2, 1.0, 500, aligned=True)
+    assert out.any()
+    theta = T(box[0, 5]) * T(np.pi) / T(180)
+    cos, sin = T(np.cos(np.float64(theta))), T(np.sin(np.float64(theta)))
+    cx, cy = box[0, 1] - T(0.5), box[0, 2] - T(0.5)
+    bw, bh = box[0, 3] / T(2), box[0, 4] / T(2)
+    index = (np.arange(500, dtype=T) + T(0.5))
+    for ph in range(2):
+        yy = (-box[0, 4] / T(2) + T(ph) * bh) + (index * bh) / T(500)
+        for pw in range(2):
+            xx = (-box[0, 3] / T(2) + T(pw) * bw) + (index * bw) / T(500)
+            y = (yy[:, None] * cos - xx[None, :] * sin) + cy
+            x = (yy[:, None] * sin + xx[None, :] * cos) + cx
+            acc = T(0)
+            for i, j in zip(*np.nonzero((y >= -1) & (y <= 6) & (x >= -1) & (x <= 7))):
+                acc = acc + T(reference.bilinear(f[0, 0], y[i, j], x[i, j], T))
+            assert out[0, 0, ph, pw] == acc / T(250000)

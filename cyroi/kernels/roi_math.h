@@ -148,11 +148,12 @@ CYROI_HD T sample_coord(T start, T bin, int64_t p, int64_t i, int64_t grid) {
 // Candidate sample indices [first, last) of bin p whose coordinate may fall in
 // [lo, hi]; every other sample lies outside. Bounds the work of enormous
 // boxes by the map size instead of the grid size. The window is widened past
-// the float rounding of sample_coord, and callers test each candidate exactly
-// (axis_tap), so the result equals a loop over the whole grid.
+// the float rounding of sample_coord (2 samples, plus `relative_slack` of the
+// magnitudes involved), and callers test each candidate exactly (axis_tap),
+// so the result equals a loop over the whole grid.
 template <typename T>
 CYROI_HD void sample_window_between(T start, T bin, int64_t p, int64_t grid, double lo, double hi,
-                                    int64_t* first, int64_t* last) {
+                                    double relative_slack, int64_t* first, int64_t* last) {
   *first = 0;
   *last = 0;
   if (grid <= 0) return;
@@ -170,7 +171,8 @@ CYROI_HD void sample_window_between(T start, T bin, int64_t p, int64_t grid, dou
     a = b;
     b = t;
   }
-  const double slack = 2.0 + 1e-5 * (fabs(base) + max_of(fabs(lo), fabs(hi)) + 1.0) / fabs(step);
+  const double slack =
+      2.0 + relative_slack * (fabs(base) + max_of(fabs(lo), fabs(hi)) + 1.0) / fabs(step);
   *first = saturate_to_int64(floor(a - slack), 0.0, (double)grid, 0);
   *last = saturate_to_int64(ceil(b + slack) + 1.0, 0.0, (double)grid, 0);
 }
@@ -179,7 +181,7 @@ CYROI_HD void sample_window_between(T start, T bin, int64_t p, int64_t grid, dou
 template <typename T>
 CYROI_HD void sample_window(T start, T bin, int64_t p, int64_t grid, int64_t size,
                             int64_t* first, int64_t* last) {
-  sample_window_between(start, bin, p, grid, -1.0, (double)size, first, last);
+  sample_window_between(start, bin, p, grid, -1.0, (double)size, 1e-5, first, last);
 }
 
 // mode="max": the samples outside the map read 0 and take part in the max.

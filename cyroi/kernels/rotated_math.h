@@ -63,9 +63,12 @@ CYROI_HD void rotated_point(const RotatedBox<T>& b, T yy, T xx, T* y, T* x) {
 // Candidate sample index ranges [y0, y1) x [x0, x1) of bin (ph, pw) that may
 // land on the map: the frame-coordinate bounding box of the map rectangle
 // [-1, H] x [-1, W] turned back, widened past the rounding of rotated_point
-// (a sample that can land on the map is within |cy| + |cx| + H + W + 2 of
-// the centre). Bounds the work of enormous boxes by the map size; callers
-// test every candidate exactly with axis_tap.
+// (under 9 ulps of |cy| + |cx| + H + W + 2, the farthest a sample that lands
+// on the map can be from the centre; the box's rectangle adds a factor
+// sqrt(2)) and of sample_coord (1e-6: 8 ulps of a float index). Bounds the
+// work of enormous boxes by the map size; callers test every candidate
+// exactly with axis_tap. A centre far off the map (|c| >> H, W) in float32
+// makes a wide window: landing there is decided by rounding at that scale.
 template <typename T>
 CYROI_HD void rotated_window(const RotatedBox<T>& b, int64_t ph, int64_t pw, int64_t height,
                              int64_t width, int64_t* y0, int64_t* y1, int64_t* x0, int64_t* x1) {
@@ -76,7 +79,7 @@ CYROI_HD void rotated_window(const RotatedBox<T>& b, int64_t ph, int64_t pw, int
   // Finite centre and angle only: otherwise no sample lands on the map.
   if (!(norm > 0) || !(cy - cy == 0.0) || !(cx - cx == 0.0)) return;
   const double slack =
-      32.0 * epsilon_of(b.cos_a) * (fabs(cy) + fabs(cx) + (double)height + (double)width + 4.0);
+      16.0 * epsilon_of(b.cos_a) * (fabs(cy) + fabs(cx) + (double)height + (double)width + 4.0);
   double yy_lo = 0, yy_hi = 0, xx_lo = 0, xx_hi = 0;
   for (int corner = 0; corner < 4; ++corner) {
     const double dy = (corner & 1 ? (double)height : -1.0) - cy;
@@ -87,8 +90,10 @@ CYROI_HD void rotated_window(const RotatedBox<T>& b, int64_t ph, int64_t pw, int
     xx_lo = corner ? min_of(xx_lo, xx) : xx;
     xx_hi = corner ? max_of(xx_hi, xx) : xx;
   }
-  sample_window_between(b.start_y, b.bin_h, ph, b.grid_h, yy_lo - slack, yy_hi + slack, y0, y1);
-  sample_window_between(b.start_x, b.bin_w, pw, b.grid_w, xx_lo - slack, xx_hi + slack, x0, x1);
+  sample_window_between(b.start_y, b.bin_h, ph, b.grid_h, yy_lo - slack, yy_hi + slack, 1e-6, y0,
+                        y1);
+  sample_window_between(b.start_x, b.bin_w, pw, b.grid_w, xx_lo - slack, xx_hi + slack, 1e-6, x0,
+                        x1);
 }
 
 // d(y, x) / d(cx, cy, w, h, angle in degrees) of the sample at frame position

@@ -205,15 +205,25 @@ def precise_roi_pool_rois_grad(grad_output, features, boxes, batch, scale, layou
                                                get_num_threads())))
 
 
+def _fpn_levels(boxes, canonical_scale, canonical_level, levels):
+    level = np.empty(len(boxes), np.int64)
+    if len(boxes):
+        _cpu_family.fpn_levels(boxes, level, canonical_scale, canonical_level, *levels,
+                               get_num_threads())
+    return level
+
+
 def multiscale_roi_align_forward(features_list, boxes, batch, size, scales, levels,
                                  sampling_ratio, aligned, canonical_scale, canonical_level,
                                  layout):
     views = [_logical(_as_compute(features), layout) for features in features_list]
+    level = _fpn_levels(boxes, canonical_scale, canonical_level, levels)
+    order = np.argsort(level, kind="stable")
     return _pooled_forward(features_list[0], len(boxes), views[0].shape[1], size, layout,
                            lambda x, out: _cpu_family.multiscale_roi_align_forward(
-                               views, boxes, batch, out, np.asarray(scales, np.float64),
-                               sampling_ratio, aligned, canonical_scale, canonical_level,
-                               *levels, CHANNEL_BLOCK, get_num_threads()))
+                               views, boxes, batch, level, order, out,
+                               np.asarray(scales, np.float64), sampling_ratio, aligned,
+                               CHANNEL_BLOCK, get_num_threads()))
 
 
 def multiscale_roi_align_backward(grad_output, boxes, batch, shapes, scales, levels,
@@ -223,9 +233,7 @@ def multiscale_roi_align_backward(grad_output, boxes, batch, shapes, scales, lev
     g = _logical(_as_compute(grad_output), layout)
     grads, views = zip(*(_allocate(shape, layout, g.dtype, fill=0) for shape in shapes))
     if g.size and all(grad.size for grad in grads):
-        level = np.empty(len(boxes), np.int64)
-        _cpu_family.fpn_levels(boxes, level, canonical_scale, canonical_level, *levels,
-                               get_num_threads())
+        level = _fpn_levels(boxes, canonical_scale, canonical_level, levels)
         images = shapes[0][0]
         group = np.where((batch >= 0) & (batch < images), level * images + batch, -1)
         order, begin = _group_by_image(group, len(shapes) * images)

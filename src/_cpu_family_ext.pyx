@@ -256,22 +256,22 @@ def fpn_levels(const real[:, ::1] boxes, int64_t[::1] levels, double canonical_s
 
 
 def multiscale_roi_align_forward(list features, const real[:, ::1] boxes,
-                                 const int64_t[::1] batch, real[:, :, :, :] out,
+                                 const int64_t[::1] batch, const int64_t[::1] levels,
+                                 const int64_t[::1] order, real[:, :, :, :] out,
                                  const double[::1] scales, int64_t sampling_ratio, bint aligned,
-                                 double canonical_scale, double canonical_level, int64_t k_min,
-                                 int64_t k_max, int64_t channel_block, int num_threads):
+                                 int64_t channel_block, int num_threads):
+    """RoI k is on level levels[k]; RoIs are visited in `order` (by level)."""
     cdef vector[Maps[real]] maps = level_maps(boxes, features)
     cdef vector[AlignParams[real]] params = level_params(boxes, scales, out.shape[2],
                                                          out.shape[3], sampling_ratio, aligned)
-    cdef FpnParams[real] fpn = fpn_params(boxes, canonical_scale, canonical_level, k_min, k_max)
     cdef Pooled[real] o = as_pooled(out)
     cdef int64_t blocks = (o.C + channel_block - 1) // channel_block
     cdef int64_t item, k, c0
     for item in prange(boxes.shape[0] * blocks, nogil=True, schedule="static",
                        num_threads=num_threads):
-        k = item // blocks
+        k = order[item // blocks]
         c0 = (item % blocks) * channel_block
-        multiscale_roi_align_forward_item(maps.data(), params.data(), fpn, &boxes[k, 0],
+        multiscale_roi_align_forward_item(maps.data(), params.data(), levels[k], &boxes[k, 0],
                                           batch[k], k, c0, min(c0 + channel_block, o.C), o)
 
 
@@ -279,7 +279,9 @@ def multiscale_roi_align_backward(const real[:, :, :, :] grad_out, const real[:,
                                   const int64_t[::1] order, const int64_t[::1] begin,
                                   list grads, const double[::1] scales, int64_t sampling_ratio,
                                   bint aligned, int64_t channel_block, int num_threads):
-    """begin groups the RoIs by (level, image): group level * N + n."""
+    """begin groups the RoIs by (level, image): group level * N + n. Items
+    differ in cost (level 0 is the largest), so threads take them as they
+    free up; each still owns its planes, so the bits do not change."""
     cdef vector[Maps[real]] maps = level_maps(boxes, grads)
     cdef vector[AlignParams[real]] params = level_params(boxes, scales, grad_out.shape[2],
                                                          grad_out.shape[3], sampling_ratio,
@@ -289,7 +291,7 @@ def multiscale_roi_align_backward(const real[:, :, :, :] grad_out, const real[:,
     cdef int64_t images = maps[0].N
     cdef int64_t blocks = (go.C + channel_block - 1) // channel_block
     cdef int64_t item, group, c0
-    for item in prange(<int64_t>maps.size() * images * blocks, nogil=True, schedule="static",
+    for item in prange(<int64_t>maps.size() * images * blocks, nogil=True, schedule="dynamic",
                        num_threads=num_threads):
         group = item // blocks
         c0 = (item % blocks) * channel_block

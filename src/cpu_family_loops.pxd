@@ -59,10 +59,9 @@ cdef extern from "cpu_multiscale.h" namespace "cyroi" nogil:
         T canonical_scale, canonical_level
         int64_t k_min, k_max
     int64_t fpn_level_of[T](const T* box, const FpnParams[T]& fpn)
-    void multiscale_roi_align_forward_item[T](const Maps[T]* levels, const AlignParams[T]* params,
-                                              const FpnParams[T]& fpn, const T* box, int64_t n,
-                                              int64_t k, int64_t c0, int64_t c1,
-                                              const Pooled[T]& out)
+    void multiscale_roi_align_forward_item[T](const Maps[T]* maps, const AlignParams[T]* params,
+                                              int64_t level, const T* box, int64_t n, int64_t k,
+                                              int64_t c0, int64_t c1, const Pooled[T]& out)
     void multiscale_roi_align_backward_item[T](const Maps[T]* grads,
                                                const AlignParams[T]* params,
                                                const Pooled[T]& grad_out, const T* boxes,

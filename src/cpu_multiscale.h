@@ -1,8 +1,8 @@
 // CPU loops of multiscale_roi_align: roi_align's work items, each on the
 // pyramid level of its RoI. Forward is (RoI, channel block) in one parallel
-// loop over all RoIs; backward is (level, image, channel block), visiting
-// the RoIs of that level and image in a fixed order. The same bits for any
-// thread count, no atomics.
+// loop over all RoIs (visited level by level, for cache locality); backward
+// is (level, image, channel block), visiting the RoIs of that level and
+// image in a fixed order. The same bits for any thread count, no atomics.
 #pragma once
 #include "../cyroi/kernels/fpn_math.h"
 #include "cpu_roi_align.h"
@@ -18,13 +18,13 @@ template <typename T> int64_t fpn_level_of(const T* box, const FpnParams<T>& fpn
   return fpn_level(box, fpn.canonical_scale, fpn.canonical_level, fpn.k_min, fpn.k_max);
 }
 
-// levels[i] and params[i] (its spatial_scale) describe pyramid level i.
+// maps[i] and params[i] (its spatial_scale) describe pyramid level i; RoI k
+// is on level `level` (fpn_level_of).
 template <typename T>
-void multiscale_roi_align_forward_item(const Maps<T>* levels, const AlignParams<T>* params,
-                                       const FpnParams<T>& fpn, const T* box, int64_t n,
-                                       int64_t k, int64_t c0, int64_t c1, const Pooled<T>& out) {
-  const int64_t level = fpn_level_of(box, fpn);
-  roi_align_forward_item(levels[level], box, n, params[level], k, c0, c1, out, Pooled<int64_t>{});
+void multiscale_roi_align_forward_item(const Maps<T>* maps, const AlignParams<T>* params,
+                                       int64_t level, const T* box, int64_t n, int64_t k,
+                                       int64_t c0, int64_t c1, const Pooled<T>& out) {
+  roi_align_forward_item(maps[level], box, n, params[level], k, c0, c1, out, Pooled<int64_t>{});
 }
 
 // rois groups the RoIs by (level, image): group level * N + n.

@@ -16,7 +16,6 @@ before timing.
 import argparse
 import json
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path

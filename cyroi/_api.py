@@ -41,6 +41,16 @@ class _Call:
         expected = (len(self.boxes), channels, *size)
         return _checks.pooled_array(array, name, expected, self.layout)
 
+    def backend_op(self, name):
+        """The backend's function `name`, or a clear error where that backend
+        does not have it yet."""
+        try:
+            return getattr(self.engine, name)
+        except AttributeError:
+            where = "the CPU" if self.backend.name == "numpy" else "the GPU"
+            raise NotImplementedError(f"{name} is not available on {where} yet; "
+                                      f"pass NumPy (CPU) arrays") from None
+
     def pooled_size(self):
         """(PH, PW) of a backward's grad_output."""
         if self.features.ndim != 4:
@@ -124,9 +134,9 @@ def roi_align_backward(grad_output, rois, input_shape, spatial_scale=1.0, sampli
                                           deterministic=bool(deterministic))
     if not need_rois_grad:
         return call.backend.restore(grad)
-    grad_boxes = call.engine.roi_align_rois_grad(grad_out, _forward_features(call, features),
-                                                 call.boxes, call.batch, scale, ratio,
-                                                 bool(aligned), layout)
+    roi_align_rois_grad = call.backend_op("roi_align_rois_grad")
+    grad_boxes = roi_align_rois_grad(grad_out, _forward_features(call, features), call.boxes,
+                                     call.batch, scale, ratio, bool(aligned), layout)
     return (call.backend.restore(grad),
             _rois.gradient_like(grad_boxes, rois, batch_indices, call.backend))
 
@@ -181,8 +191,8 @@ def ps_roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=
     ratio = _checks.sampling_ratio(sampling_ratio)
     call = _Call(features, rois, batch_indices, layout, validate)
     _ps_channels(call.shape[1], size, "features")
-    out = call.engine.ps_roi_align_forward(call.features, call.boxes, call.batch, size, scale,
-                                           ratio, layout)
+    ps_roi_align_forward = call.backend_op("ps_roi_align_forward")
+    out = ps_roi_align_forward(call.features, call.boxes, call.batch, size, scale, ratio, layout)
     return call.backend.restore(out)
 
 
@@ -195,8 +205,9 @@ def ps_roi_align_backward(grad_output, rois, input_shape, spatial_scale=1.0, sam
     size = call.pooled_size()
     channels = _ps_channels(call.shape[1], size, "input_shape")
     grad_out = call.import_pooled(call.features, "grad_output", size, channels)
-    grad = call.engine.ps_roi_align_backward(grad_out, call.boxes, call.batch, call.shape, scale,
-                                             ratio, layout)
+    ps_roi_align_backward = call.backend_op("ps_roi_align_backward")
+    grad = ps_roi_align_backward(grad_out, call.boxes, call.batch, call.shape, scale, ratio,
+                                 layout)
     return call.backend.restore(grad)
 
 
@@ -212,8 +223,8 @@ def ps_roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="NCHW"
     scale = _checks.spatial_scale(spatial_scale)
     call = _Call(features, rois, batch_indices, layout, validate)
     _ps_channels(call.shape[1], size, "features")
-    out = call.engine.ps_roi_pool_forward(call.features, call.boxes, call.batch, size, scale,
-                                          layout)
+    ps_roi_pool_forward = call.backend_op("ps_roi_pool_forward")
+    out = ps_roi_pool_forward(call.features, call.boxes, call.batch, size, scale, layout)
     return call.backend.restore(out)
 
 
@@ -227,8 +238,8 @@ def ps_roi_pool_backward(grad_output, rois, input_shape, spatial_scale=1.0, *, l
     size = call.pooled_size()
     channels = _ps_channels(call.shape[1], size, "input_shape")
     grad_out = call.import_pooled(call.features, "grad_output", size, channels)
-    grad = call.engine.ps_roi_pool_backward(grad_out, call.boxes, call.batch, call.shape, scale,
-                                            layout)
+    ps_roi_pool_backward = call.backend_op("ps_roi_pool_backward")
+    grad = ps_roi_pool_backward(grad_out, call.boxes, call.batch, call.shape, scale, layout)
     return call.backend.restore(grad)
 
 
@@ -247,8 +258,9 @@ def roi_align_rotated(features, rois, output_size, spatial_scale=1.0, sampling_r
     scale = _checks.spatial_scale(spatial_scale)
     ratio = _checks.sampling_ratio(sampling_ratio)
     call = _Call(features, rois, batch_indices, layout, validate, box_columns=5)
-    out = call.engine.roi_align_rotated_forward(call.features, call.boxes, call.batch, size, scale,
-                                                ratio, bool(aligned), bool(clockwise), layout)
+    roi_align_rotated_forward = call.backend_op("roi_align_rotated_forward")
+    out = roi_align_rotated_forward(call.features, call.boxes, call.batch, size, scale, ratio,
+                                    bool(aligned), bool(clockwise), layout)
     return call.backend.restore(out)
 
 
@@ -266,12 +278,13 @@ def roi_align_rotated_backward(grad_output, rois, input_shape, spatial_scale=1.0
                  input_shape=input_shape)
     grad_out = call.import_pooled(call.features, "grad_output", call.pooled_size())
     params = (scale, ratio, bool(aligned), bool(clockwise), layout)
-    grad = call.engine.roi_align_rotated_backward(grad_out, call.boxes, call.batch, call.shape,
-                                                  *params)
+    roi_align_rotated_backward = call.backend_op("roi_align_rotated_backward")
+    grad = roi_align_rotated_backward(grad_out, call.boxes, call.batch, call.shape, *params)
     if not need_rois_grad:
         return call.backend.restore(grad)
-    grad_boxes = call.engine.roi_align_rotated_rois_grad(
-        grad_out, _forward_features(call, features), call.boxes, call.batch, *params)
+    roi_align_rotated_rois_grad = call.backend_op("roi_align_rotated_rois_grad")
+    grad_boxes = roi_align_rotated_rois_grad(grad_out, _forward_features(call, features),
+                                             call.boxes, call.batch, *params)
     return (call.backend.restore(grad),
             _rois.gradient_like(grad_boxes, rois, batch_indices, call.backend))
 
@@ -285,8 +298,8 @@ def precise_roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="
     size = _checks.output_size(output_size)
     scale = _checks.spatial_scale(spatial_scale)
     call = _Call(features, rois, batch_indices, layout, validate)
-    out = call.engine.precise_roi_pool_forward(call.features, call.boxes, call.batch, size, scale,
-                                               layout)
+    precise_roi_pool_forward = call.backend_op("precise_roi_pool_forward")
+    out = precise_roi_pool_forward(call.features, call.boxes, call.batch, size, scale, layout)
     return call.backend.restore(out)
 
 
@@ -303,10 +316,11 @@ def precise_roi_pool_backward(grad_output, rois, features, spatial_scale=1.0, *,
         raise ValueError(f"features must be 4-D ({layout}); got shape {input_shape}")
     call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
     grad_out = call.import_pooled(call.features, "grad_output", call.pooled_size())
-    grad = call.engine.precise_roi_pool_backward(grad_out, call.boxes, call.batch, call.shape,
-                                                 scale, layout)
-    grad_boxes = call.engine.precise_roi_pool_rois_grad(
-        grad_out, _forward_features(call, features), call.boxes, call.batch, scale, layout)
+    precise_roi_pool_backward = call.backend_op("precise_roi_pool_backward")
+    grad = precise_roi_pool_backward(grad_out, call.boxes, call.batch, call.shape, scale, layout)
+    precise_roi_pool_rois_grad = call.backend_op("precise_roi_pool_rois_grad")
+    grad_boxes = precise_roi_pool_rois_grad(grad_out, _forward_features(call, features),
+                                            call.boxes, call.batch, scale, layout)
     return (call.backend.restore(grad),
             _rois.gradient_like(grad_boxes, rois, batch_indices, call.backend))
 
@@ -355,8 +369,9 @@ def multiscale_roi_align(features_list, rois, output_size, spatial_scales, sampl
     arrays = _pyramid(features_list, layout)
     scales, levels = _checks.pyramid_scales(spatial_scales, len(arrays))
     call = _Call(arrays[0], rois, batch_indices, layout, validate)
-    out = call.engine.multiscale_roi_align_forward(arrays, call.boxes, call.batch, size, scales,
-                                                   levels, ratio, bool(aligned), *fpn, layout)
+    multiscale_roi_align_forward = call.backend_op("multiscale_roi_align_forward")
+    out = multiscale_roi_align_forward(arrays, call.boxes, call.batch, size, scales, levels, ratio,
+                                       bool(aligned), *fpn, layout)
     return call.backend.restore(out)
 
 
@@ -377,7 +392,7 @@ def multiscale_roi_align_backward(grad_output, rois, input_shapes, spatial_scale
     scales, levels = _checks.pyramid_scales(spatial_scales, len(shapes))
     call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shapes[0])
     grad_out = call.import_pooled(call.features, "grad_output", call.pooled_size())
-    grads = call.engine.multiscale_roi_align_backward(grad_out, call.boxes, call.batch, shapes,
-                                                      scales, levels, ratio, bool(aligned), *fpn,
-                                                      layout)
+    multiscale_roi_align_backward = call.backend_op("multiscale_roi_align_backward")
+    grads = multiscale_roi_align_backward(grad_out, call.boxes, call.batch, shapes, scales, levels,
+                                          ratio, bool(aligned), *fpn, layout)
     return [call.backend.restore(grad) for grad in grads]

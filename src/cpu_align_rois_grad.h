@@ -16,7 +16,8 @@ void roi_align_rois_grad_item(const Maps<T>& f, const Pooled<T>& grad_out, const
                               int64_t n, const AlignParams<T>& p, int64_t k, T* grad_box) {
   for (int j = 0; j < 4; ++j) grad_box[j] = 0;
   if (n < 0 || n >= f.N) return;
-  const AlignBox<T> b = align_box(box, p.scale, p.aligned, p.pooled_h, p.pooled_w, p.sampling_ratio);
+  const AlignBox<T> b =
+      align_box(box, p.scale, p.aligned, p.pooled_h, p.pooled_w, p.sampling_ratio);
   std::vector<AxisSamples<T>> xs(p.pooled_w);
   for (int64_t pw = 0; pw < p.pooled_w; ++pw)
     xs[pw].compute(b.start_x, b.bin_w, pw, b.grid_w, f.W);

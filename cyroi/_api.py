@@ -19,10 +19,10 @@ class _Call:
     (N, C, H, W), and the RoIs as (boxes, batch index)."""
 
     def __init__(self, features, rois, batch_indices, layout, validate, box_columns=4,
-                 input_shape=None):
-        self.features, self.backend = import_array(features, "features")
+                 input_shape=None, features_name="features"):
+        self.features, self.backend = import_array(features, features_name)
         if input_shape is None:
-            self.shape = _checks.features(self.features, layout)
+            self.shape = _checks.features(self.features, layout, features_name)
         else:  # backward: `features` is the output gradient
             if not _checks.is_floating(self.features.dtype):
                 raise TypeError(f"grad_output must be floating; got {self.features.dtype}")
@@ -325,21 +325,23 @@ def precise_roi_pool_backward(grad_output, rois, features, spatial_scale=1.0, *,
             _rois.gradient_like(grad_boxes, rois, batch_indices, call.backend))
 
 
-def _pyramid(features_list, layout):
-    """The levels of a feature pyramid: arrays on one device with the same
-    N, C and dtype."""
+def _pyramid(features_list):
     if not isinstance(features_list, (list, tuple)) or not features_list:
         raise TypeError(f"features_list must be a non-empty list of feature arrays, one per "
                         f"pyramid level; got {type(features_list).__name__}")
-    first, backend = import_array(features_list[0], "features_list[0]")
-    arrays = [first] + [import_like(array, f"features_list[{i}]", backend)
-                        for i, array in enumerate(features_list[1:], 1)]
-    shapes = [_checks.features(array, layout, f"features_list[{i}]")
-              for i, array in enumerate(arrays)]
-    for i, (array, shape) in enumerate(zip(arrays, shapes)):
-        if shape[:2] != shapes[0][:2] or array.dtype != first.dtype:
+    return features_list
+
+
+def _pyramid_levels(call, features_list):
+    """Every level of a feature pyramid, on the device of the first and with
+    its N, C and dtype (the first is call.features)."""
+    arrays = [call.features] + [import_like(array, f"features_list[{i}]", call.backend)
+                                for i, array in enumerate(features_list[1:], 1)]
+    for i, array in enumerate(arrays[1:], 1):
+        shape = _checks.features(array, call.layout, f"features_list[{i}]")
+        if shape[:2] != call.shape[:2] or array.dtype != call.features.dtype:
             raise ValueError(f"features_list[{i}] must have the N, C and dtype of "
-                             f"features_list[0] ({shapes[0][:2]}, {first.dtype}); got "
+                             f"features_list[0] ({call.shape[:2]}, {call.features.dtype}); got "
                              f"{shape[:2]}, {array.dtype}")
     return arrays
 
@@ -366,9 +368,11 @@ def multiscale_roi_align(features_list, rois, output_size, spatial_scales, sampl
     size = _checks.output_size(output_size)
     ratio = _checks.sampling_ratio(sampling_ratio)
     fpn = _fpn_options(canonical_scale, canonical_level)
-    arrays = _pyramid(features_list, layout)
-    scales, levels = _checks.pyramid_scales(spatial_scales, len(arrays))
-    call = _Call(arrays[0], rois, batch_indices, layout, validate)
+    features_list = _pyramid(features_list)
+    scales, levels = _checks.pyramid_scales(spatial_scales, len(features_list))
+    call = _Call(features_list[0], rois, batch_indices, layout, validate,
+                 features_name="features_list[0]")
+    arrays = _pyramid_levels(call, features_list)
     multiscale_roi_align_forward = call.backend_op("multiscale_roi_align_forward")
     out = multiscale_roi_align_forward(arrays, call.boxes, call.batch, size, scales, levels, ratio,
                                        bool(aligned), *fpn, layout)

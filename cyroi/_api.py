@@ -197,8 +197,10 @@ def ps_roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=
 
 
 def ps_roi_align_backward(grad_output, rois, input_shape, spatial_scale=1.0, sampling_ratio=-1,
-                          *, layout="NCHW", batch_indices=None, validate=True):
-    """Gradient of ps_roi_align with respect to features, shaped input_shape."""
+                          *, layout="NCHW", batch_indices=None, validate=True,
+                          deterministic=False):
+    """Gradient of ps_roi_align with respect to features, shaped input_shape.
+    deterministic as in roi_align_backward."""
     scale = _checks.spatial_scale(spatial_scale)
     ratio = _checks.sampling_ratio(sampling_ratio)
     call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
@@ -207,7 +209,7 @@ def ps_roi_align_backward(grad_output, rois, input_shape, spatial_scale=1.0, sam
     grad_out = call.import_pooled(call.features, "grad_output", size, channels)
     ps_roi_align_backward = call.backend_op("ps_roi_align_backward")
     grad = ps_roi_align_backward(grad_out, call.boxes, call.batch, call.shape, scale, ratio,
-                                 layout)
+                                 layout, deterministic=bool(deterministic))
     return call.backend.restore(grad)
 
 
@@ -229,17 +231,18 @@ def ps_roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="NCHW"
 
 
 def ps_roi_pool_backward(grad_output, rois, input_shape, spatial_scale=1.0, *, layout="NCHW",
-                         batch_indices=None, validate=True):
+                         batch_indices=None, validate=True, deterministic=False):
     """Gradient of ps_roi_pool with respect to features: the true gradient
     of the forward (unlike torchvision's, whose backward reads one more row
-    and column than its forward)."""
+    and column than its forward). deterministic as in roi_align_backward."""
     scale = _checks.spatial_scale(spatial_scale)
     call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
     size = call.pooled_size()
     channels = _ps_channels(call.shape[1], size, "input_shape")
     grad_out = call.import_pooled(call.features, "grad_output", size, channels)
     ps_roi_pool_backward = call.backend_op("ps_roi_pool_backward")
-    grad = ps_roi_pool_backward(grad_out, call.boxes, call.batch, call.shape, scale, layout)
+    grad = ps_roi_pool_backward(grad_out, call.boxes, call.batch, call.shape, scale, layout,
+                                deterministic=bool(deterministic))
     return call.backend.restore(grad)
 
 
@@ -267,11 +270,12 @@ def roi_align_rotated(features, rois, output_size, spatial_scale=1.0, sampling_r
 def roi_align_rotated_backward(grad_output, rois, input_shape, spatial_scale=1.0,
                                sampling_ratio=-1, aligned=True, clockwise=False, *,
                                layout="NCHW", batch_indices=None, need_rois_grad=False,
-                               features=None, validate=True):
+                               features=None, validate=True, deterministic=False):
     """Gradient of roi_align_rotated with respect to features, shaped
     input_shape. need_rois_grad=True (needs the forward's features=) returns
     (grad_features, grad_rois), grad_rois for (cx, cy, w, h, angle_degrees)
-    in the form of `rois`, the sample grid held fixed."""
+    in the form of `rois`, the sample grid held fixed. deterministic as in
+    roi_align_backward."""
     scale = _checks.spatial_scale(spatial_scale)
     ratio = _checks.sampling_ratio(sampling_ratio)
     call = _Call(grad_output, rois, batch_indices, layout, validate, box_columns=5,
@@ -279,7 +283,8 @@ def roi_align_rotated_backward(grad_output, rois, input_shape, spatial_scale=1.0
     grad_out = call.import_pooled(call.features, "grad_output", call.pooled_size())
     params = (scale, ratio, bool(aligned), bool(clockwise), layout)
     roi_align_rotated_backward = call.backend_op("roi_align_rotated_backward")
-    grad = roi_align_rotated_backward(grad_out, call.boxes, call.batch, call.shape, *params)
+    grad = roi_align_rotated_backward(grad_out, call.boxes, call.batch, call.shape, *params,
+                                      deterministic=bool(deterministic))
     if not need_rois_grad:
         return call.backend.restore(grad)
     roi_align_rotated_rois_grad = call.backend_op("roi_align_rotated_rois_grad")
@@ -304,11 +309,12 @@ def precise_roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="
 
 
 def precise_roi_pool_backward(grad_output, rois, features, spatial_scale=1.0, *, layout="NCHW",
-                              batch_indices=None, validate=True):
+                              batch_indices=None, validate=True, deterministic=False):
     """Gradients of precise_roi_pool: returns (grad_features, grad_rois).
     features is the forward's input (the box gradient reads it); grad_rois
     is d/d(x1, y1, x2, y2) in the form of `rois` ((K, 5) with a zero batch
-    column, per-image (K_i, 4) list, or (K, 4))."""
+    column, per-image (K_i, 4) list, or (K, 4)). deterministic as in
+    roi_align_backward."""
     scale = _checks.spatial_scale(spatial_scale)
     features_array, _ = import_array(features, "features")
     input_shape = tuple(int(d) for d in features_array.shape)
@@ -317,7 +323,8 @@ def precise_roi_pool_backward(grad_output, rois, features, spatial_scale=1.0, *,
     call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
     grad_out = call.import_pooled(call.features, "grad_output", call.pooled_size())
     precise_roi_pool_backward = call.backend_op("precise_roi_pool_backward")
-    grad = precise_roi_pool_backward(grad_out, call.boxes, call.batch, call.shape, scale, layout)
+    grad = precise_roi_pool_backward(grad_out, call.boxes, call.batch, call.shape, scale, layout,
+                                     deterministic=bool(deterministic))
     precise_roi_pool_rois_grad = call.backend_op("precise_roi_pool_rois_grad")
     grad_boxes = precise_roi_pool_rois_grad(grad_out, _forward_features(call, features),
                                             call.boxes, call.batch, scale, layout)
@@ -382,9 +389,10 @@ def multiscale_roi_align(features_list, rois, output_size, spatial_scales, sampl
 def multiscale_roi_align_backward(grad_output, rois, input_shapes, spatial_scales,
                                   sampling_ratio=2, aligned=False, canonical_scale=224,
                                   canonical_level=4, *, layout="NCHW", batch_indices=None,
-                                  validate=True):
+                                  validate=True, deterministic=False):
     """Gradient of multiscale_roi_align: a list with the gradient of every
-    level's features (zeros where no RoI reads), shaped input_shapes."""
+    level's features (zeros where no RoI reads), shaped input_shapes.
+    deterministic as in roi_align_backward."""
     ratio = _checks.sampling_ratio(sampling_ratio)
     fpn = _fpn_options(canonical_scale, canonical_level)
     if not isinstance(input_shapes, (list, tuple)) or not input_shapes:
@@ -398,5 +406,6 @@ def multiscale_roi_align_backward(grad_output, rois, input_shapes, spatial_scale
     grad_out = call.import_pooled(call.features, "grad_output", call.pooled_size())
     multiscale_roi_align_backward = call.backend_op("multiscale_roi_align_backward")
     grads = multiscale_roi_align_backward(grad_out, call.boxes, call.batch, shapes, scales, levels,
-                                          ratio, bool(aligned), *fpn, layout)
+                                          ratio, bool(aligned), *fpn, layout,
+                                          deterministic=bool(deterministic))
     return [call.backend.restore(grad) for grad in grads]

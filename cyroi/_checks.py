@@ -87,8 +87,10 @@ def pooled_array(array, name, expected, layout):
 
 
 def real_number(value, name):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite real number; got {value!r}")
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value!r}")
     return float(value)
 
 
@@ -99,7 +101,8 @@ def pyramid_scales(values, count):
     try:
         scales = [spatial_scale(value) for value in values]
     except TypeError:
-        raise TypeError(f"spatial_scales must be a sequence of real numbers; got {values!r}")
+        raise TypeError(f"spatial_scales must be a sequence of real numbers; "
+                        f"got {values!r}") from None
     if len(scales) != count:
         raise ValueError(f"spatial_scales must have one scale per level ({count}); "
                          f"got {len(scales)}")

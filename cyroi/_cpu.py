@@ -123,7 +123,8 @@ def ps_roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, la
                                          CHANNEL_BLOCK, get_num_threads())))
 
 
-def ps_roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, layout):
+def ps_roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, layout,
+                          deterministic=False):  # always deterministic here
     return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
         _cpu_family.ps_roi_align_backward(g, boxes, order, begin, grad, scale, sampling_ratio,
                                           CHANNEL_BLOCK, get_num_threads())))
@@ -136,7 +137,8 @@ def ps_roi_pool_forward(features, boxes, batch, size, scale, layout):
                                         get_num_threads())))
 
 
-def ps_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout):
+def ps_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout,
+                         deterministic=False):  # always deterministic here
     return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
         _cpu_family.ps_roi_pool_backward(g, boxes, order, begin, grad, scale, CHANNEL_BLOCK,
                                          get_num_threads())))
@@ -171,7 +173,7 @@ def roi_align_rotated_forward(features, boxes, batch, size, scale, sampling_rati
 
 
 def roi_align_rotated_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned,
-                               clockwise, layout):
+                               clockwise, layout, deterministic=False):  # always here
     return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
         _cpu_family.roi_align_rotated_backward(g, boxes, order, begin, grad, scale,
                                                sampling_ratio, aligned, clockwise, CHANNEL_BLOCK,
@@ -193,7 +195,8 @@ def precise_roi_pool_forward(features, boxes, batch, size, scale, layout):
                                              get_num_threads())))
 
 
-def precise_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout):
+def precise_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout,
+                              deterministic=False):  # always deterministic here
     return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
         _cpu_family.precise_roi_pool_backward(g, boxes, order, begin, grad, scale, CHANNEL_BLOCK,
                                               get_num_threads())))
@@ -228,7 +231,7 @@ def multiscale_roi_align_forward(features_list, boxes, batch, size, scales, leve
 
 def multiscale_roi_align_backward(grad_output, boxes, batch, shapes, scales, levels,
                                   sampling_ratio, aligned, canonical_scale, canonical_level,
-                                  layout):
+                                  layout, deterministic=False):  # always deterministic here
     """One zero-initialised gradient per level; RoIs grouped by (level, image)."""
     g = _logical(_as_compute(grad_output), layout)
     grads, views = zip(*(_allocate(shape, layout, g.dtype, fill=0) for shape in shapes))

@@ -89,3 +89,28 @@ def test_invalid_batch_index_unchecked_reads_zeros(op, rois):
     bad[:, 0] = [-3, 7]
     out = op(np.ones_like(F), bad, 2, validate=False)
     np.testing.assert_array_equal(out, 0)
+
+
+def test_backwards_take_deterministic_and_the_cpu_always_is():
+    g = np.random.default_rng(0).standard_normal((2, 2, 2, 2)).astype(np.float32)
+    g_full = np.random.default_rng(1).standard_normal((2, 8, 2, 2)).astype(np.float32)
+    f = np.random.default_rng(2).standard_normal(F.shape).astype(np.float32)
+    calls = [
+        lambda **kw: cyroi.ps_roi_align_backward(g, BOXES, F.shape, **kw),
+        lambda **kw: cyroi.ps_roi_pool_backward(g, BOXES, F.shape, **kw),
+        lambda **kw: cyroi.roi_align_rotated_backward(g_full, ROTATED, F.shape, **kw),
+        lambda **kw: cyroi.precise_roi_pool_backward(g_full, BOXES, f, **kw)[0],
+        lambda **kw: cyroi.multiscale_roi_align_backward(
+            g_full, BOXES, [F.shape, (2, 8, 3, 3)], [1 / 4, 1 / 8], **kw)[0]]
+    for call in calls:
+        np.testing.assert_array_equal(call(deterministic=True), call())
+
+
+def test_fpn_options_are_checked():
+    levels = [F, F[:, :, ::2, ::2]]
+    with pytest.raises(TypeError, match="canonical_level must be a real number"):
+        cyroi.multiscale_roi_align(levels, BOXES, 2, [1 / 4, 1 / 8], canonical_level="4")
+    with pytest.raises(ValueError, match="canonical_scale must be finite"):
+        cyroi.multiscale_roi_align(levels, BOXES, 2, [1 / 4, 1 / 8], canonical_scale=np.inf)
+    with pytest.raises(TypeError, match="spatial_scales must be a sequence of real numbers"):
+        cyroi.multiscale_roi_align(levels, BOXES, 2, 0.25)

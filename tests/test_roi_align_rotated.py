@@ -141,6 +141,10 @@ def test_box_gradient_in_the_form_of_the_rois():
     _, boxes = cyroi.roi_align_rotated_backward(g, rois[:, 1:], x.shape, need_rois_grad=True,
                                                 features=x, batch_indices=np.array([0, 1, 1]))
     np.testing.assert_array_equal(boxes, table[:, 1:])
+    x_nhwc, g_nhwc = to_layout(x, "NHWC"), to_layout(g, "NHWC")
+    _, nhwc = cyroi.roi_align_rotated_backward(g_nhwc, rois, x_nhwc.shape, layout="NHWC",
+                                               need_rois_grad=True, features=x_nhwc)
+    np.testing.assert_allclose(nhwc, table, rtol=1e-5, atol=1e-6)
 
 
 def test_box_gradient_needs_the_features():

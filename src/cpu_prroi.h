@@ -27,13 +27,9 @@ template <typename T> struct CellWeights {
   T lo = 0, hi = 0;  // the bin's window
 
   void compute(T start, T bin, int64_t p, int64_t size) {
-    lo = start + (T)p * bin;
-    hi = lo + bin;
-    w.clear();
-    first = 0;
-    if (!(bin > (T)0)) return;
     int64_t last;
-    hat_span(lo, hi, size, &first, &last);
+    precise_window(start, bin, p, size, &lo, &hi, &first, &last);
+    w.clear();
     for (int64_t k = first; k < last; ++k) w.push_back(hat_integral(lo, hi, k) / bin);
   }
 };

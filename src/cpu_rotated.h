@@ -25,26 +25,6 @@ template <typename T> RotatedBox<T> rotated_box_of(const T* box, const RotatedPa
                      p.sampling_ratio);
 }
 
-// Calls visit(ty, tx, y, x, yy, xx, iy, ix) for every sample of bin (ph, pw)
-// that reads the map, in row-major order: its axis taps, map position,
-// position in the box's frame and grid index.
-template <typename T, typename Visit>
-void for_each_rotated_sample(const RotatedBox<T>& b, int64_t ph, int64_t pw, int64_t height,
-                             int64_t width, Visit visit) {
-  int64_t y0, y1, x0, x1;
-  rotated_window(b, ph, pw, height, width, &y0, &y1, &x0, &x1);
-  for (int64_t iy = y0; iy < y1; ++iy) {
-    const T yy = sample_coord(b.start_y, b.bin_h, ph, iy, b.grid_h);
-    for (int64_t ix = x0; ix < x1; ++ix) {
-      const T xx = sample_coord(b.start_x, b.bin_w, pw, ix, b.grid_w);
-      T y, x;
-      rotated_point(b, yy, xx, &y, &x);
-      AxisTap<T> ty, tx;
-      if (axis_tap(y, height, &ty) && axis_tap(x, width, &tx)) visit(ty, tx, y, x, yy, xx, iy, ix);
-    }
-  }
-}
-
 template <typename T>
 static void rotated_taps(const RotatedBox<T>& b, int64_t ph, int64_t pw, const Maps<T>& m,
                          std::vector<Taps<T>>* taps) {

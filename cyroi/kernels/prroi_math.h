@@ -50,6 +50,17 @@ CYROI_HD void hat_span(T a, T b, int64_t size, int64_t* first, int64_t* last) {
   *last = saturate_to_int64(ceil((double)b) + 1.0, 0.0, (double)size, 0);
 }
 
+// Window [lo, hi] of bin p along one axis and the cells [first, last) that
+// may carry weight in it; no cells for a zero-size (or NaN) bin.
+template <typename T>
+CYROI_HD void precise_window(T start, T bin, int64_t p, int64_t size, T* lo, T* hi,
+                             int64_t* first, int64_t* last) {
+  *lo = start + (T)p * bin;
+  *hi = *lo + bin;
+  *first = *last = 0;
+  if (bin > (T)0) hat_span(*lo, *hi, size, first, last);
+}
+
 // Box gradient. Along one axis the interpolant (at any fixed position on the
 // other axis) is a line L(t) with slope F[l + 1] - F[l] on segment
 // [l, l + 1] (F = 0 off the map). The mean M over a window [lo, hi] of length

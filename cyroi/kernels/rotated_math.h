@@ -96,6 +96,27 @@ CYROI_HD void rotated_window(const RotatedBox<T>& b, int64_t ph, int64_t pw, int
                         x1);
 }
 
+// Calls visit(ty, tx, y, x, yy, xx, iy, ix) for every sample of bin (ph, pw)
+// that reads the map, in row-major order: its axis taps, map position,
+// position in the box's frame and grid index.
+template <typename T, typename Visit>
+CYROI_HD void for_each_rotated_sample(const RotatedBox<T>& b, int64_t ph, int64_t pw,
+                                      int64_t height, int64_t width, Visit&& visit) {
+  int64_t y0, y1, x0, x1;
+  rotated_window(b, ph, pw, height, width, &y0, &y1, &x0, &x1);
+  for (int64_t iy = y0; iy < y1; ++iy) {
+    const T yy = sample_coord(b.start_y, b.bin_h, ph, iy, b.grid_h);
+    for (int64_t ix = x0; ix < x1; ++ix) {
+      const T xx = sample_coord(b.start_x, b.bin_w, pw, ix, b.grid_w);
+      T y, x;
+      rotated_point(b, yy, xx, &y, &x);
+      AxisTap<T> ty, tx;
+      if (axis_tap(y, height, &ty) && axis_tap(x, width, &tx))
+        visit(ty, tx, y, x, yy, xx, iy, ix);
+    }
+  }
+}
+
 // d(y, x) / d(cx, cy, w, h, angle in degrees) of the sample at frame position
 // (yy, xx), at fractions (along_y, along_x) of the box's height and width
 // (grid_fraction). Coordinates in image pixels.

@@ -25,7 +25,8 @@ KERNELS = ("roi_align_forward", "roi_align_backward", "roi_pool_forward", "roi_p
            "max_exponent_of", "fixed_point_to_values", "cast_values",
            "ps_roi_align_forward", "ps_roi_align_backward", "ps_roi_pool_forward",
            "ps_roi_pool_backward", "roi_align_rotated_forward", "roi_align_rotated_backward",
-           "precise_roi_pool_forward", "precise_roi_pool_backward", "fpn_levels")
+           "precise_roi_pool_forward", "precise_roi_pool_backward", "fpn_levels",
+           "roi_align_box_grad", "roi_align_rotated_box_grad", "precise_roi_pool_box_grad")
 BLOCK = 256
 MAX_BLOCKS = 1 << 20  # grid-stride loops cover the rest
 NO_EXPONENT = -100000  # roi_elements.h kNoExponent
@@ -306,9 +307,6 @@ def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=F
 # backward (grad_output, the same pooled arguments, op arguments, gradient
 # buffers).
 
-BOX_GRADIENTS_CPU_ONLY = "box-coordinate gradients are CPU-only for now"
-
-
 def _family_forward(kernel, features, boxes, batch, channels, size, layout, *op_args):
     xp = _array_module(features)
     view = _view(features, layout)
@@ -431,9 +429,34 @@ def multiscale_roi_align_backward(grad_output, boxes, batch, shapes, scales, lev
             for i, (shape, scale) in enumerate(zip(shapes, scales))]
 
 
-def _box_gradients_cpu_only(*args, **kwargs):
-    raise NotImplementedError(BOX_GRADIENTS_CPU_ONLY)
+def _box_grad(kernel, grad_output, features, boxes, batch, layout, *op_args):
+    """The (K, B) gradient for box coordinates: per-bin partials from the
+    kernel, summed per RoI in the compute dtype."""
+    xp = _array_module(grad_output)
+    size = _pooled_size(grad_output, layout)
+    view = _view(features, layout)
+    with _on_device(grad_output) as launch:
+        g = xp.ascontiguousarray(grad_output)
+        parts = xp.zeros((len(boxes), size[0] * size[1], boxes.shape[1]), boxes.dtype)
+        launch(kernel, parts.shape[0] * parts.shape[1], features, *view, g, boxes, batch,
+               np.int64(len(boxes)), view[1], *map(np.int64, size), *_flags(layout == "NHWC"),
+               *op_args, parts)
+        return parts.sum(axis=1).astype(grad_output.dtype, copy=False)
 
 
-roi_align_rois_grad = roi_align_rotated_rois_grad = precise_roi_pool_rois_grad = (
-    _box_gradients_cpu_only)
+def roi_align_rois_grad(grad_output, features, boxes, batch, scale, sampling_ratio, aligned,
+                        layout):
+    return _box_grad("roi_align_box_grad", grad_output, features, boxes, batch, layout,
+                     _scale(grad_output, scale), np.int64(sampling_ratio), *_flags(aligned))
+
+
+def roi_align_rotated_rois_grad(grad_output, features, boxes, batch, scale, sampling_ratio,
+                                aligned, clockwise, layout):
+    return _box_grad("roi_align_rotated_box_grad", grad_output, features, boxes, batch, layout,
+                     _scale(grad_output, scale), np.int64(sampling_ratio),
+                     *_flags(aligned, clockwise))
+
+
+def precise_roi_pool_rois_grad(grad_output, features, boxes, batch, scale, layout):
+    return _box_grad("precise_roi_pool_box_grad", grad_output, features, boxes, batch, layout,
+                     _scale(grad_output, scale))

@@ -1,7 +1,8 @@
 """ps_roi_align, ps_roi_pool, roi_align_rotated, precise_roi_pool and
 multiscale_roi_align on a real GPU: CuPy arrays through the public API
 against tests/reference.py, forward and backward, both layouts, atomic and
-deterministic backward (the latter reproducible bit for bit). Skipped where
+deterministic backward (the latter reproducible bit for bit), and the
+gradients for box coordinates. Skipped where
 CuPy sees no CUDA device."""
 import numpy as np
 import pytest
@@ -13,8 +14,10 @@ import reference
 from strategies import from_layout, roi_problem, to_layout
 from test_cuda_gpu import LAYOUTS, TOLERANCE, cupy, pytestmark  # noqa: F401
 from test_multiscale_roi_align import pyramid_problem
+from test_precise_roi_pool import box_grad_tolerance as precise_box_grad_tolerance
 from test_ps_roi import ps_features
-from test_roi_align_rotated import rotated_problem
+from test_roi_align_box_grad import random_rois
+from test_roi_align_rotated import random_rotated_rois, rotated_problem
 
 DTYPES = [np.float32, np.float64]
 # precise_roi_pool's float32 reference already differs from the CPU by this.
@@ -93,21 +96,20 @@ def test_roi_align_rotated_on_cupy(problem, ratio, aligned, clockwise, layout, d
 @given(problem=roi_problem(), dtype=st.sampled_from(DTYPES), layout=st.sampled_from(LAYOUTS),
        deterministic=st.booleans())
 def test_precise_roi_pool_on_cupy(problem, dtype, layout, deterministic):
-    """The feature gradient through the backend (the public backward also
-    wants the box gradient, CPU-only for now)."""
-    from cyroi import _cuda
     features, rois, scale, size = problem
     x, r = features.astype(dtype), rois.astype(dtype)
     expected = reference.precise_roi_pool(x, r, size, scale, dtype=dtype)
     out = cyroi.precise_roi_pool(on_gpu(x, layout), cupy.asarray(r), size, scale, layout=layout)
     check(out, expected, layout, PRECISE_TOLERANCE[dtype])
     g = np.random.default_rng(len(rois)).standard_normal(expected.shape).astype(dtype)
-    boxes = cupy.asarray(r[:, 1:].astype(_cuda.compute_dtype(np.dtype(dtype))))
-    batch = cupy.asarray(r[:, 0].astype(np.int64))
-    grad = _cuda.precise_roi_pool_backward(on_gpu(g, layout), boxes, batch, x.shape, scale,
-                                           layout, deterministic)
-    want, _ = reference.precise_roi_pool_backward(g, x, r, size, scale, dtype=dtype)
+    grad, grad_rois = cyroi.precise_roi_pool_backward(on_gpu(g, layout), cupy.asarray(r),
+                                                      on_gpu(x, layout), scale, layout=layout,
+                                                      deterministic=deterministic)
+    want, want_rois = reference.precise_roi_pool_backward(g, x, r, size, scale, dtype=dtype)
     check(grad, want, layout, PRECISE_TOLERANCE[dtype])
+    # fused multiply-adds: a few more ulps than the CPU's bound
+    assert np.all(np.abs(grad_rois.get() - want_rois)
+                  <= 4 * precise_box_grad_tolerance(x, r, size, scale))
 
 
 @settings(max_examples=30, deadline=None)
@@ -153,8 +155,38 @@ def test_deterministic_family_backward_repeats_bit_for_bit(op):
         np.testing.assert_array_equal(run, runs[0])
 
 
-def test_box_gradients_are_cpu_only_on_the_gpu():
-    x = cupy.zeros((1, 1, 4, 4), cupy.float32)
-    rois = cupy.asarray([[0, 0, 0, 3, 3]], cupy.float32)
-    with pytest.raises(NotImplementedError, match="CPU-only"):
-        cyroi.precise_roi_pool_backward(cupy.ones((1, 1, 1, 1), cupy.float32), rois, x)
+@pytest.mark.parametrize("aligned, ratio", [(True, 2), (False, -1)])
+def test_roi_align_box_gradient_on_cupy(aligned, ratio):
+    """Central differences of the reference forward (float64)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 7, 8))
+    rois = random_rois(rng, 6, 7, 8, 1.0)
+    g = rng.standard_normal((6, 3, 2, 3))
+    _, grad_rois = cyroi.roi_align_backward(cupy.asarray(g), cupy.asarray(rois), x.shape, 1.0,
+                                            ratio, aligned, need_rois_grad=True,
+                                            features=cupy.asarray(x))
+
+    def loss(b):
+        return reference.roi_align(x, np.column_stack([rois[:, 0], b]), (2, 3), 1.0, ratio,
+                                   aligned)[0] * g
+
+    np.testing.assert_allclose(grad_rois.get()[:, 1:], reference.numeric_grad(loss, rois[:, 1:]),
+                               rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("aligned, clockwise, ratio", [(True, False, 2), (False, True, -1)])
+def test_roi_align_rotated_box_gradient_on_cupy(aligned, clockwise, ratio):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 2, 7, 8))
+    rois = random_rotated_rois(rng, 5, 7, 8)
+    g = rng.standard_normal((5, 2, 2, 2))
+    _, grad_rois = cyroi.roi_align_rotated_backward(
+        cupy.asarray(g), cupy.asarray(rois), x.shape, 0.9, ratio, aligned, clockwise,
+        need_rois_grad=True, features=cupy.asarray(x))
+
+    def loss(b):
+        return reference.roi_align_rotated(x, np.column_stack([rois[:, 0], b]), (2, 2), 0.9,
+                                           ratio, aligned, clockwise) * g
+
+    np.testing.assert_allclose(grad_rois.get()[:, 1:], reference.numeric_grad(loss, rois[:, 1:]),
+                               rtol=1e-6, atol=1e-6)

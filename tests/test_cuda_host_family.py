@@ -1,23 +1,26 @@
 """The CUDA kernels of ps_roi_align, ps_roi_pool, roi_align_rotated,
-precise_roi_pool and multiscale_roi_align run on the host (the g++ build of
+precise_roi_pool, multiscale_roi_align and the box-coordinate gradients run
+on the host (the g++ build of
 test_cuda_host.py) through cyroi._cuda's drivers, against tests/reference.py:
 forward and atomic backward bit for bit where the reference is (one thread
 adds in its order), precise_roi_pool within the tolerance its CPU tests use,
-the fixed-point deterministic backward within its resolution."""
+the fixed-point deterministic backward within its resolution, box gradients
+as their CPU tests check them."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference
-from cyroi import _cuda
 from strategies import from_layout, roi_problem, to_layout
 from test_cuda_host import (HOST_DTYPES, fixed_point_tolerance, host_kernels,  # noqa: F401
                             on_host, split_rois)
 from test_multiscale_roi_align import pyramid_problem
 from test_precise_roi_pool import TOLERANCE as PRECISE_TOLERANCE
+from test_precise_roi_pool import box_grad_tolerance as precise_box_grad_tolerance
 from test_ps_roi import ps_features
-from test_roi_align_rotated import rotated_problem
+from test_roi_align_box_grad import random_rois
+from test_roi_align_rotated import random_rotated_rois, rotated_problem
 
 LAYOUTS = ["NCHW", "NHWC"]
 
@@ -176,8 +179,64 @@ def test_rois_of_missing_images_read_and_write_nothing(on_host):
         assert not backward(np.ones_like(out)).any()
 
 
-@pytest.mark.parametrize("name", ["roi_align_rois_grad", "roi_align_rotated_rois_grad",
-                                  "precise_roi_pool_rois_grad"])
-def test_box_gradients_say_they_are_cpu_only(name):
-    with pytest.raises(NotImplementedError, match="CPU-only"):
-        getattr(_cuda, name)()
+@settings(max_examples=60, deadline=None)
+@given(problem=roi_problem(), dtype=st.sampled_from(HOST_DTYPES),
+       layout=st.sampled_from(LAYOUTS))
+def test_precise_roi_pool_box_gradient_matches_the_reference(on_host, problem, dtype, layout):
+    features, rois, scale, size = problem
+    x, r = features.astype(dtype), rois.astype(dtype)
+    boxes, batch = split_rois(r, dtype)
+    g = np.random.default_rng(len(rois)).standard_normal((len(r), x.shape[1], *size))
+    g = g.astype(dtype)
+    grad_boxes = on_host.precise_roi_pool_rois_grad(to_layout(g, layout), to_layout(x, layout),
+                                                    boxes, batch, scale, layout)
+    assert grad_boxes.dtype == dtype and grad_boxes.shape == boxes.shape
+    _, want = reference.precise_roi_pool_backward(g, x, r, size, scale, dtype=dtype)
+    assert np.all(np.abs(grad_boxes - want[:, 1:])
+                  <= precise_box_grad_tolerance(x, r, size, scale)[:, 1:])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("aligned, ratio, scale", [(True, 2, 1.0), (False, -1, 0.5),
+                                                   (False, 2, 1.0)])
+def test_roi_align_box_gradient_is_the_derivative(on_host, layout, aligned, ratio, scale):
+    """Central differences of the reference forward, as tests/test_roi_align_box_grad.py."""
+    rng = np.random.default_rng(int(aligned) * 10 + ratio + int(4 * scale))
+    x = rng.standard_normal((2, 3, 7, 8))
+    rois = random_rois(rng, 6, 7, 8, scale)
+    rois[0, 3:] = rois[0, 1:3] + 0.4 / scale  # smaller than one pixel: size raised to 1
+    size = (2, 3)
+    g = rng.standard_normal((6, 3, *size))
+    boxes, batch = split_rois(rois, np.float64)
+    grad_boxes = on_host.roi_align_rois_grad(to_layout(g, layout), to_layout(x, layout), boxes,
+                                             batch, scale, ratio, aligned, layout)
+
+    def loss(b):
+        return reference.roi_align(x, np.column_stack([rois[:, 0], b]), size, scale, ratio,
+                                   aligned)[0] * g
+
+    np.testing.assert_allclose(grad_boxes, reference.numeric_grad(loss, rois[:, 1:]), rtol=1e-6,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("aligned, clockwise, ratio", [(True, False, 2), (False, True, 2),
+                                                      (True, True, -1)])
+def test_roi_align_rotated_box_gradient_is_the_derivative(on_host, layout, aligned, clockwise,
+                                                          ratio):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 2, 7, 8))
+    rois = random_rotated_rois(rng, 5, 7, 8)
+    size = (2, 2)
+    g = rng.standard_normal((5, 2, *size))
+    boxes, batch = split_rois(rois, np.float64)
+    grad_boxes = on_host.roi_align_rotated_rois_grad(to_layout(g, layout), to_layout(x, layout),
+                                                     boxes, batch, 0.9, ratio, aligned,
+                                                     clockwise, layout)
+
+    def loss(b):
+        return reference.roi_align_rotated(x, np.column_stack([rois[:, 0], b]), size, 0.9,
+                                           ratio, aligned, clockwise) * g
+
+    np.testing.assert_allclose(grad_boxes, reference.numeric_grad(loss, rois[:, 1:]), rtol=1e-6,
+                               atol=1e-6)

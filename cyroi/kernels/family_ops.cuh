@@ -6,6 +6,7 @@
 // view; `channels` is the pooled array's channel count (C / (PH * PW) for
 // the ps ops).
 #pragma once
+#include "box_grad_elements.h"
 #include "family_elements.h"
 
 namespace cyroi {
@@ -132,6 +133,57 @@ __global__ void precise_roi_pool_backward(const T* grad_output, CYROI_POOLED, Ac
                        max_exponent, [&](Acc g, const PooledIndex& e, auto& sink) {
                          precise_roi_pool_scatter(g, v, boxes, batch, scale, PH, PW, e, sink);
                        });
+}
+
+// Box-coordinate gradients: one thread per bin (k, ph, pw) writes its
+// `values` partial derivatives to parts[((k * PH + ph) * PW + pw) * values];
+// the driver sums each RoI's bins. grad_output is contiguous, `channels`
+// its channel count (the features' C).
+template <typename Acc, typename Bin>
+__device__ void each_box_grad_bin(const View4& f, int64_t K, int64_t channels, int64_t PH,
+                                  int64_t PW, int channels_last, int values, Acc* parts,
+                                  const Bin& bin) {
+  const int64_t total = K * PH * PW;
+  for (int64_t i = first_index(); i < total; i += index_stride()) {
+    const BinGradient bg = {&f, channels, PH, PW, i / (PH * PW), (i / PW) % PH, i % PW,
+                            channels_last != 0};
+    bin(bg, parts + i * values);
+  }
+}
+
+template <typename T, typename Acc>
+__global__ void roi_align_box_grad(CYROI_FEATURES, const T* grad_output, CYROI_POOLED,
+                                   Acc scale, int64_t sampling_ratio, int aligned, Acc* parts) {
+  const View4 f = {N, C, H, W, sn, sc, sh, sw};
+  const AlignSpec<Acc> s = {scale, PH, PW, sampling_ratio, aligned != 0, false};
+  each_box_grad_bin(f, K, channels, PH, PW, channels_last, 4, parts,
+                    [&](const BinGradient& bg, Acc* part) {
+                      roi_align_box_grad_bin(features, grad_output, bg, boxes, batch, s, part);
+                    });
+}
+
+template <typename T, typename Acc>
+__global__ void roi_align_rotated_box_grad(CYROI_FEATURES, const T* grad_output, CYROI_POOLED,
+                                           Acc scale, int64_t sampling_ratio, int aligned,
+                                           int clockwise, Acc* parts) {
+  const View4 f = {N, C, H, W, sn, sc, sh, sw};
+  const RotatedSpec<Acc> s = {scale, PH, PW, sampling_ratio, aligned != 0, clockwise != 0};
+  each_box_grad_bin(f, K, channels, PH, PW, channels_last, 5, parts,
+                    [&](const BinGradient& bg, Acc* part) {
+                      roi_align_rotated_box_grad_bin(features, grad_output, bg, boxes, batch, s,
+                                                     part);
+                    });
+}
+
+template <typename T, typename Acc>
+__global__ void precise_roi_pool_box_grad(CYROI_FEATURES, const T* grad_output, CYROI_POOLED,
+                                          Acc scale, Acc* parts) {
+  const View4 f = {N, C, H, W, sn, sc, sh, sw};
+  each_box_grad_bin(f, K, channels, PH, PW, channels_last, 4, parts,
+                    [&](const BinGradient& bg, Acc* part) {
+                      precise_roi_pool_box_grad_bin(features, grad_output, bg, boxes, batch,
+                                                    scale, part);
+                    });
 }
 
 #undef CYROI_FEATURES

@@ -434,6 +434,7 @@ def _box_grad(kernel, grad_output, features, boxes, batch, layout, *op_args):
     kernel, summed per RoI in the compute dtype."""
     xp = _array_module(grad_output)
     size = _pooled_size(grad_output, layout)
+    features = features.astype(grad_output.dtype, copy=False)  # the kernel reads both as T
     view = _view(features, layout)
     with _on_device(grad_output) as launch:
         g = xp.ascontiguousarray(grad_output)

@@ -190,3 +190,52 @@ def test_roi_align_rotated_box_gradient_on_cupy(aligned, clockwise, ratio):
 
     np.testing.assert_allclose(grad_rois.get()[:, 1:], reference.numeric_grad(loss, rois[:, 1:]),
                                rtol=1e-6, atol=1e-6)
+
+
+SIXTEEN_BIT_OPS = {
+    # name: (forward, backward, reference forward, reference backward), C = 4 * 2 * 2
+    "ps_roi_align": (
+        lambda f, r: cyroi.ps_roi_align(f, r, 2, 0.5, 2),
+        lambda g, r, shape, det: cyroi.ps_roi_align_backward(g, r, shape, 0.5, 2,
+                                                             deterministic=det),
+        lambda x, r: reference.ps_roi_align(x, r, (2, 2), 0.5, 2, dtype=np.float32),
+        lambda g, r, shape: reference.ps_roi_align_backward(g, r, shape, (2, 2), 0.5, 2,
+                                                            dtype=np.float32)),
+    "ps_roi_pool": (
+        lambda f, r: cyroi.ps_roi_pool(f, r, 2, 0.5),
+        lambda g, r, shape, det: cyroi.ps_roi_pool_backward(g, r, shape, 0.5, deterministic=det),
+        lambda x, r: reference.ps_roi_pool(x, r, (2, 2), 0.5, dtype=np.float32),
+        lambda g, r, shape: reference.ps_roi_pool_backward(g, r, shape, (2, 2), 0.5,
+                                                           dtype=np.float32)),
+    "precise_roi_pool": (
+        lambda f, r: cyroi.precise_roi_pool(f, r, 2, 0.5),
+        None,
+        lambda x, r: reference.precise_roi_pool(x, r, (2, 2), 0.5, dtype=np.float32),
+        None),
+}
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+@pytest.mark.parametrize("op", sorted(SIXTEEN_BIT_OPS))
+def test_sixteen_bit_family_on_cupy(op, name, deterministic):
+    """16-bit data computes in float32: the reference in float32 on the same
+    (rounded) values."""
+    from test_cuda_gpu import crowded_problem, sixteen_bit_dtype, sixteen_bit_tolerance
+    dtype = sixteen_bit_dtype(name)
+    x, rois = crowded_problem(k=20, c=16, h=12, w=14)
+    x16 = cupy.asarray(x.astype(dtype))
+    x32 = x16.get().astype(np.float32)
+    r32 = rois.astype(np.float32)
+    forward, backward, ref_forward, ref_backward = SIXTEEN_BIT_OPS[op]
+    out = forward(x16, cupy.asarray(r32))
+    assert out.dtype == dtype
+    expected = ref_forward(x32, r32)
+    np.testing.assert_allclose(out.get().astype(np.float32), expected,
+                               **sixteen_bit_tolerance(name))
+    if backward is not None:
+        grad = backward(cupy.ones_like(out), cupy.asarray(r32), x16.shape, deterministic)
+        assert grad.dtype == dtype
+        want = ref_backward(np.ones(expected.shape, np.float32), r32, x32.shape)
+        np.testing.assert_allclose(grad.get().astype(np.float32), want,
+                                   **sixteen_bit_tolerance(name))

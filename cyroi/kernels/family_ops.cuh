@@ -1,6 +1,7 @@
 // CUDA kernels of ps_roi_align, ps_roi_pool, roi_align_rotated,
-// precise_roi_pool (forward and backward for features) and the FPN level of
-// multiscale_roi_align, pasted into roi_ops.cu (they share its grid-stride
+// precise_roi_pool (forward and backward for features), the gradients for
+// box coordinates (roi_align avg, roi_align_rotated, precise_roi_pool) and
+// the FPN level of multiscale_roi_align, pasted into roi_ops.cu (they share its grid-stride
 // helpers and gradient sinks). Conventions as there: pooled arrays are
 // contiguous in NCHW or NHWC order, feature maps and gradients any strided
 // view; `channels` is the pooled array's channel count (C / (PH * PW) for

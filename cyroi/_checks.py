@@ -61,18 +61,18 @@ def choice(value, name, allowed):
     return value
 
 
-def features(array, layout):
+def features(array, layout, name="features"):
     """Checks a 4-D floating feature array; returns its (N, C, H, W)."""
     choice(layout, "layout", LAYOUTS)
     if array.ndim != 4:
-        raise ValueError(f"features must be 4-D ({layout}); got shape {tuple(array.shape)}")
+        raise ValueError(f"{name} must be 4-D ({layout}); got shape {tuple(array.shape)}")
     if not is_floating(array.dtype):
-        raise TypeError(f"features must be floating (float16, bfloat16, float32 or float64); "
+        raise TypeError(f"{name} must be floating (float16, bfloat16, float32 or float64); "
                         f"got {array.dtype}")
     n, c, h, w = array.shape if layout == "NCHW" else (array.shape[0], array.shape[3],
                                                        *array.shape[1:3])
     if h < 1 or w < 1:
-        raise ValueError(f"features must have H >= 1 and W >= 1; got shape {tuple(array.shape)}")
+        raise ValueError(f"{name} must have H >= 1 and W >= 1; got shape {tuple(array.shape)}")
     return n, c, h, w
 
 
@@ -94,3 +94,30 @@ def pooled_array(array, name, expected, layout):
     if tuple(array.shape) != shape:
         raise ValueError(f"{name} must have shape {shape}; got {tuple(array.shape)}")
     return array
+
+
+def real_number(value, name):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+    return float(value)
+
+
+def pyramid_scales(values, count):
+    """spatial_scales of a feature pyramid, one per level, each level half
+    the previous one (k = round(-log2(scale)) consecutive, as FPN's level
+    assignment needs) -> (scales, (k_min, k_max))."""
+    try:
+        scales = [spatial_scale(value) for value in values]
+    except TypeError:
+        raise TypeError(f"spatial_scales must be a sequence of real numbers; "
+                        f"got {values!r}") from None
+    if len(scales) != count:
+        raise ValueError(f"spatial_scales must have one scale per level ({count}); "
+                         f"got {len(scales)}")
+    levels = [round(-math.log2(scale)) for scale in scales]
+    if levels != list(range(levels[0], levels[0] + count)):
+        raise ValueError(f"spatial_scales must halve from one level to the next (e.g. 1/4, 1/8, "
+                         f"1/16, 1/32); got {scales}")
+    return scales, (levels[0], levels[-1])

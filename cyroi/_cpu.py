@@ -1,4 +1,5 @@
-"""CPU backend: thin drivers over the compiled OpenMP loops (cyroi._cpu_ext).
+"""CPU backend: thin drivers over the compiled OpenMP loops (cyroi._cpu_ext,
+cyroi._cpu_family).
 
 Inputs arrive validated; (N, C, H, W) views of any layout or strides are
 handed to the loops, which read through strides, so NHWC and strided inputs
@@ -6,7 +7,7 @@ need no copy. float16 computes in float32.
 """
 import numpy as np
 
-from . import _cpu_ext
+from . import _cpu_ext, _cpu_family
 from ._threads import get_num_threads
 
 # Channels per work item: enough to reuse each RoI's sample taps, few enough
@@ -100,3 +101,159 @@ def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=F
         _cpu_ext.roi_pool_backward(g, order, begin, _logical(_aligned(argmax), layout), grad_view,
                                    CHANNEL_BLOCK, get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)
+
+
+def _pooled_forward(features, num_rois, channels, size, layout, run):
+    """Allocates the (K, channels, PH, PW) output in `layout` and lets
+    run(features_view, out_view) fill it."""
+    x = _logical(_as_compute(features), layout)
+    out, out_view = _allocate((num_rois, channels, *size), layout, x.dtype)
+    if out.size:
+        run(x, out_view)
+    return out.astype(features.dtype, copy=False)
+
+
+def _scatter_backward(grad_output, batch, shape, layout, run):
+    """Allocates a zeroed gradient of `shape` (NCHW order) in `layout` and
+    lets run(grad_output_view, order, begin, grad_view) accumulate into it."""
+    g = _logical(_as_compute(grad_output), layout)
+    grad, grad_view = _allocate(shape, layout, g.dtype, fill=0)
+    if grad.size and g.size:
+        order, begin = _group_by_image(batch, shape[0])
+        run(g, order, begin, grad_view)
+    return grad.astype(grad_output.dtype, copy=False)
+
+
+def _ps_channels(channels, size):
+    return channels // (size[0] * size[1])
+
+
+def ps_roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, layout):
+    channels = _ps_channels(_logical(features, layout).shape[1], size)
+    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
+        _cpu_family.ps_roi_align_forward(x, boxes, batch, out, scale, sampling_ratio,
+                                         CHANNEL_BLOCK, get_num_threads())))
+
+
+def ps_roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, layout,
+                          deterministic=False):  # always deterministic here
+    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
+        _cpu_family.ps_roi_align_backward(g, boxes, order, begin, grad, scale, sampling_ratio,
+                                          CHANNEL_BLOCK, get_num_threads())))
+
+
+def ps_roi_pool_forward(features, boxes, batch, size, scale, layout):
+    channels = _ps_channels(_logical(features, layout).shape[1], size)
+    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
+        _cpu_family.ps_roi_pool_forward(x, boxes, batch, out, scale, CHANNEL_BLOCK,
+                                        get_num_threads())))
+
+
+def ps_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout,
+                         deterministic=False):  # always deterministic here
+    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
+        _cpu_family.ps_roi_pool_backward(g, boxes, order, begin, grad, scale, CHANNEL_BLOCK,
+                                         get_num_threads())))
+
+
+def _rois_grad(grad_output, features, boxes, layout, run):
+    """The (K, B) gradient for box coordinates, one row per RoI: lets
+    run(features_view, grad_output_view, grad_boxes) fill it, all in the
+    compute dtype of the boxes."""
+    x = _logical(features.astype(boxes.dtype, copy=False), layout)
+    g = _logical(grad_output.astype(boxes.dtype, copy=False), layout)
+    grad_boxes = np.zeros(boxes.shape, boxes.dtype)
+    if len(boxes) and g.size:
+        run(x, g, grad_boxes)
+    return grad_boxes.astype(grad_output.dtype, copy=False)
+
+
+def roi_align_rois_grad(grad_output, features, boxes, batch, scale, sampling_ratio, aligned,
+                        layout):
+    return _rois_grad(grad_output, features, boxes, layout, lambda x, g, grad_boxes: (
+        _cpu_family.roi_align_rois_grad(x, g, boxes, batch, grad_boxes, scale, sampling_ratio,
+                                        aligned, get_num_threads())))
+
+
+def roi_align_rotated_forward(features, boxes, batch, size, scale, sampling_ratio, aligned,
+                              clockwise, layout):
+    channels = _logical(features, layout).shape[1]
+    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
+        _cpu_family.roi_align_rotated_forward(x, boxes, batch, out, scale, sampling_ratio,
+                                              aligned, clockwise, CHANNEL_BLOCK,
+                                              get_num_threads())))
+
+
+def roi_align_rotated_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned,
+                               clockwise, layout, deterministic=False):  # always here
+    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
+        _cpu_family.roi_align_rotated_backward(g, boxes, order, begin, grad, scale,
+                                               sampling_ratio, aligned, clockwise, CHANNEL_BLOCK,
+                                               get_num_threads())))
+
+
+def roi_align_rotated_rois_grad(grad_output, features, boxes, batch, scale, sampling_ratio,
+                                aligned, clockwise, layout):
+    return _rois_grad(grad_output, features, boxes, layout, lambda x, g, grad_boxes: (
+        _cpu_family.roi_align_rotated_rois_grad(x, g, boxes, batch, grad_boxes, scale,
+                                                sampling_ratio, aligned, clockwise,
+                                                get_num_threads())))
+
+
+def precise_roi_pool_forward(features, boxes, batch, size, scale, layout):
+    channels = _logical(features, layout).shape[1]
+    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
+        _cpu_family.precise_roi_pool_forward(x, boxes, batch, out, scale, CHANNEL_BLOCK,
+                                             get_num_threads())))
+
+
+def precise_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout,
+                              deterministic=False):  # always deterministic here
+    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
+        _cpu_family.precise_roi_pool_backward(g, boxes, order, begin, grad, scale, CHANNEL_BLOCK,
+                                              get_num_threads())))
+
+
+def precise_roi_pool_rois_grad(grad_output, features, boxes, batch, scale, layout):
+    return _rois_grad(grad_output, features, boxes, layout, lambda x, g, grad_boxes: (
+        _cpu_family.precise_roi_pool_rois_grad(x, g, boxes, batch, grad_boxes, scale,
+                                               get_num_threads())))
+
+
+def _fpn_levels(boxes, canonical_scale, canonical_level, levels):
+    level = np.empty(len(boxes), np.int64)
+    if len(boxes):
+        _cpu_family.fpn_levels(boxes, level, canonical_scale, canonical_level, *levels,
+                               get_num_threads())
+    return level
+
+
+def multiscale_roi_align_forward(features_list, boxes, batch, size, scales, levels,
+                                 sampling_ratio, aligned, canonical_scale, canonical_level,
+                                 layout):
+    views = [_logical(_as_compute(features), layout) for features in features_list]
+    level = _fpn_levels(boxes, canonical_scale, canonical_level, levels)
+    order = np.argsort(level, kind="stable")
+    return _pooled_forward(features_list[0], len(boxes), views[0].shape[1], size, layout,
+                           lambda x, out: _cpu_family.multiscale_roi_align_forward(
+                               views, boxes, batch, level, order, out,
+                               np.asarray(scales, np.float64), sampling_ratio, aligned,
+                               CHANNEL_BLOCK, get_num_threads()))
+
+
+def multiscale_roi_align_backward(grad_output, boxes, batch, shapes, scales, levels,
+                                  sampling_ratio, aligned, canonical_scale, canonical_level,
+                                  layout, deterministic=False):  # always deterministic here
+    """One zero-initialised gradient per level; RoIs grouped by (level, image)."""
+    g = _logical(_as_compute(grad_output), layout)
+    grads, views = zip(*(_allocate(shape, layout, g.dtype, fill=0) for shape in shapes))
+    if g.size and all(grad.size for grad in grads):
+        level = _fpn_levels(boxes, canonical_scale, canonical_level, levels)
+        images = shapes[0][0]
+        group = np.where((batch >= 0) & (batch < images), level * images + batch, -1)
+        order, begin = _group_by_image(group, len(shapes) * images)
+        _cpu_family.multiscale_roi_align_backward(g, boxes, order, begin, list(views),
+                                                  np.asarray(scales, np.float64),
+                                                  sampling_ratio, aligned, CHANNEL_BLOCK,
+                                                  get_num_threads())
+    return [grad.astype(grad_output.dtype, copy=False) for grad in grads]

@@ -22,7 +22,11 @@ import numpy as np
 KERNEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
 KERNEL_FILE = "roi_ops.cu"
 KERNELS = ("roi_align_forward", "roi_align_backward", "roi_pool_forward", "roi_pool_backward",
-           "max_exponent_of", "fixed_point_to_values", "cast_values")
+           "max_exponent_of", "fixed_point_to_values", "cast_values",
+           "ps_roi_align_forward", "ps_roi_align_backward", "ps_roi_pool_forward",
+           "ps_roi_pool_backward", "roi_align_rotated_forward", "roi_align_rotated_backward",
+           "precise_roi_pool_forward", "precise_roi_pool_backward", "fpn_levels",
+           "roi_align_box_grad", "roi_align_rotated_box_grad", "precise_roi_pool_box_grad")
 BLOCK = 256
 MAX_BLOCKS = 1 << 20  # grid-stride loops cover the rest
 NO_EXPONENT = -100000  # roi_elements.h kNoExponent
@@ -294,3 +298,166 @@ def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=F
                np.int64(len(batch)), *map(np.int64, size), *_flags(layout == "NHWC"),
                *grad.kernel_args())
         return grad.result()
+
+
+# ------------------------------------------------- the rest of the RoI family
+#
+# Kernels of kernels/family_ops.cuh: forward takes (features view, boxes,
+# batch, K, pooled channels, PH, PW, channels_last, op arguments, out),
+# backward (grad_output, the same pooled arguments, op arguments, gradient
+# buffers).
+
+def _family_forward(kernel, features, boxes, batch, channels, size, layout, *op_args):
+    xp = _array_module(features)
+    view = _view(features, layout)
+    with _on_device(features) as launch:
+        out = xp.empty(_pooled_shape(len(boxes), channels, size, layout), features.dtype)
+        launch(kernel, out.size, features, *view, boxes, batch, np.int64(len(boxes)),
+               np.int64(channels), *map(np.int64, size), *_flags(layout == "NHWC"), *op_args,
+               out)
+    return out
+
+
+def _family_backward(kernel, grad_output, boxes, batch, shape, layout, deterministic,
+                     *op_args):
+    xp = _array_module(grad_output)
+    size = _pooled_size(grad_output, layout)
+    channels = grad_output.shape[1] if layout == "NCHW" else grad_output.shape[3]
+    with _on_device(grad_output) as launch:
+        g = xp.ascontiguousarray(grad_output)
+        grad = _Gradient(xp, launch, shape, layout, g, len(boxes) * size[0] * size[1],
+                         deterministic)
+        launch(kernel, g.size, g, boxes, batch, np.int64(len(boxes)), np.int64(channels),
+               *map(np.int64, size), *_flags(layout == "NHWC"), *op_args, *grad.kernel_args())
+        return grad.result()
+
+
+def _scale(array, scale):
+    return compute_dtype(array.dtype).type(scale)
+
+
+def _ps_channels(features, size, layout):
+    return int(_view(features, layout)[1]) // (size[0] * size[1])
+
+
+def ps_roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, layout):
+    return _family_forward("ps_roi_align_forward", features, boxes, batch,
+                           _ps_channels(features, size, layout), size, layout,
+                           _scale(features, scale), np.int64(sampling_ratio))
+
+
+def ps_roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, layout,
+                          deterministic=False):
+    return _family_backward("ps_roi_align_backward", grad_output, boxes, batch, shape, layout,
+                            deterministic, _scale(grad_output, scale), np.int64(sampling_ratio))
+
+
+def ps_roi_pool_forward(features, boxes, batch, size, scale, layout):
+    return _family_forward("ps_roi_pool_forward", features, boxes, batch,
+                           _ps_channels(features, size, layout), size, layout,
+                           _scale(features, scale))
+
+
+def ps_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout, deterministic=False):
+    return _family_backward("ps_roi_pool_backward", grad_output, boxes, batch, shape, layout,
+                            deterministic, _scale(grad_output, scale))
+
+
+def roi_align_rotated_forward(features, boxes, batch, size, scale, sampling_ratio, aligned,
+                              clockwise, layout):
+    return _family_forward("roi_align_rotated_forward", features, boxes, batch,
+                           int(_view(features, layout)[1]), size, layout, _scale(features, scale),
+                           np.int64(sampling_ratio), *_flags(aligned, clockwise))
+
+
+def roi_align_rotated_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned,
+                               clockwise, layout, deterministic=False):
+    return _family_backward("roi_align_rotated_backward", grad_output, boxes, batch, shape,
+                            layout, deterministic, _scale(grad_output, scale),
+                            np.int64(sampling_ratio), *_flags(aligned, clockwise))
+
+
+def precise_roi_pool_forward(features, boxes, batch, size, scale, layout):
+    return _family_forward("precise_roi_pool_forward", features, boxes, batch,
+                           int(_view(features, layout)[1]), size, layout, _scale(features, scale))
+
+
+def precise_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout,
+                              deterministic=False):
+    return _family_backward("precise_roi_pool_backward", grad_output, boxes, batch, shape, layout,
+                            deterministic, _scale(grad_output, scale))
+
+
+def _fpn_levels(array, boxes, canonical_scale, canonical_level, levels):
+    xp = _array_module(boxes)
+    acc = compute_dtype(array.dtype).type
+    with _on_device(array) as launch:
+        level = xp.empty(len(boxes), np.int64)
+        launch("fpn_levels", len(boxes), boxes, np.int64(len(boxes)), acc(canonical_scale),
+               acc(canonical_level), *map(np.int64, levels), level)
+    return level
+
+
+def _batch_of_level(xp, batch, level, i):
+    """The batch indices with the RoIs of other levels sent to image -1,
+    which roi_align's kernels skip: each level pools and scatters only its
+    own RoIs."""
+    return xp.where(level == i, batch, np.int64(-1))
+
+
+def multiscale_roi_align_forward(features_list, boxes, batch, size, scales, levels,
+                                 sampling_ratio, aligned, canonical_scale, canonical_level,
+                                 layout):
+    xp = _array_module(features_list[0])
+    level = _fpn_levels(features_list[0], boxes, canonical_scale, canonical_level, levels)
+    out = None
+    for i, (features, scale) in enumerate(zip(features_list, scales)):
+        pooled, _ = roi_align_forward(features, boxes, _batch_of_level(xp, batch, level, i), size,
+                                      scale, sampling_ratio, aligned, "avg", layout, False)
+        mine = (level == i).reshape(-1, 1, 1, 1)
+        out = pooled if out is None else xp.where(mine, pooled, out)
+    return out
+
+
+def multiscale_roi_align_backward(grad_output, boxes, batch, shapes, scales, levels,
+                                  sampling_ratio, aligned, canonical_scale, canonical_level,
+                                  layout, deterministic=False):
+    xp = _array_module(grad_output)
+    level = _fpn_levels(grad_output, boxes, canonical_scale, canonical_level, levels)
+    return [roi_align_backward(grad_output, boxes, _batch_of_level(xp, batch, level, i), shape,
+                               scale, sampling_ratio, aligned, "avg", None, layout, deterministic)
+            for i, (shape, scale) in enumerate(zip(shapes, scales))]
+
+
+def _box_grad(kernel, grad_output, features, boxes, batch, layout, *op_args):
+    """The (K, B) gradient for box coordinates: per-bin partials from the
+    kernel, summed per RoI in the compute dtype."""
+    xp = _array_module(grad_output)
+    size = _pooled_size(grad_output, layout)
+    features = features.astype(grad_output.dtype, copy=False)  # the kernel reads both as T
+    view = _view(features, layout)
+    with _on_device(grad_output) as launch:
+        g = xp.ascontiguousarray(grad_output)
+        parts = xp.zeros((len(boxes), size[0] * size[1], boxes.shape[1]), boxes.dtype)
+        launch(kernel, parts.shape[0] * parts.shape[1], features, *view, g, boxes, batch,
+               np.int64(len(boxes)), view[1], *map(np.int64, size), *_flags(layout == "NHWC"),
+               *op_args, parts)
+        return parts.sum(axis=1).astype(grad_output.dtype, copy=False)
+
+
+def roi_align_rois_grad(grad_output, features, boxes, batch, scale, sampling_ratio, aligned,
+                        layout):
+    return _box_grad("roi_align_box_grad", grad_output, features, boxes, batch, layout,
+                     _scale(grad_output, scale), np.int64(sampling_ratio), *_flags(aligned))
+
+
+def roi_align_rotated_rois_grad(grad_output, features, boxes, batch, scale, sampling_ratio,
+                                aligned, clockwise, layout):
+    return _box_grad("roi_align_rotated_box_grad", grad_output, features, boxes, batch, layout,
+                     _scale(grad_output, scale), np.int64(sampling_ratio),
+                     *_flags(aligned, clockwise))
+
+
+def precise_roi_pool_rois_grad(grad_output, features, boxes, batch, scale, layout):
+    return _box_grad("precise_roi_pool_box_grad", grad_output, features, boxes, batch, layout,
+                     _scale(grad_output, scale))

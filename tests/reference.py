@@ -19,6 +19,7 @@ Conventions shared by every function:
 """
 import functools
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -274,7 +275,9 @@ def _rotated_bins(roi, output_size, spatial_scale, sampling_ratio, aligned, cloc
     theta = T(roi[5]) * T(np.pi) / T(180)
     if clockwise:
         theta = -theta
-    cos, sin = np.cos(theta), np.sin(theta)
+    # cos/sin rounded from float64: correctly rounded, as C's cosf (NumPy's
+    # own float32 cos is off by an ulp now and then).
+    cos, sin = T(np.cos(np.float64(theta))), T(np.sin(np.float64(theta)))
     bw, bh = rw / T(PW), rh / T(PH)
     gh, gw = _grid(bh, sampling_ratio), _grid(bw, sampling_ratio)
     y_start, x_start = -rh / T(2), -rw / T(2)
@@ -602,21 +605,46 @@ def ps_roi_pool_backward(grad_out, rois, input_shape, output_size, spatial_scale
 # hat(u) = max(0, 1-|u|), so its integral over [ya, yb] x [xa, xb] is wy @ F @ wx with
 # wy[k] = integral of hat(y-k) over [ya, yb] (the cell-by-cell integral, in closed form).
 
+# Weights are formed in exact rational arithmetic (Fraction) and rounded once
+# to float64, so windows far narrower than a cell keep their weights, and the
+# edge derivatives (L(edge) - O) / length lose nothing to cancellation.
+
 def _hat_antiderivative(t):
-    """Integral of hat over (-inf, t]."""
-    t = np.clip(t, -1.0, 1.0)
-    return np.where(t <= 0, (t + 1) ** 2 / 2, 1 - (1 - t) ** 2 / 2)
+    """Integral of hat over (-inf, t], exactly (t a Fraction)."""
+    t = min(max(t, Fraction(-1)), Fraction(1))
+    return (t + 1) ** 2 / 2 if t <= 0 else 1 - (1 - t) ** 2 / 2
 
 
-def _segment_weights(a, b, n):
-    """w[k] = integral of hat(t - k) over t in [a, b], k = 0..n-1."""
-    k = np.arange(n)
-    return _hat_antiderivative(b - k) - _hat_antiderivative(a - k)
+def _mean_weights(a, b, length, n):
+    """m[k] = (integral of hat(t - k) over [a, b]) / length, k = 0..n-1, as Fractions.
+
+    An edge that overflowed to inf (with a finite length) lies far off the map.
+    """
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return [Fraction(0)] * n
+    a, b, length = Fraction(a), Fraction(b), Fraction(length)
+    return [(_hat_antiderivative(b - k) - _hat_antiderivative(a - k)) / length for k in range(n)]
 
 
 def _point_weights(t, n):
-    """w[k] = hat(t - k): the interpolant at t is w @ samples."""
-    return np.maximum(0.0, 1 - np.abs(t - np.arange(n)))
+    """w[k] = hat(t - k) as Fractions: the interpolant at t is w @ samples."""
+    t = Fraction(t)
+    return [max(Fraction(0), 1 - abs(t - k)) for k in range(n)]
+
+
+def _floats(weights):
+    return np.array([float(w) for w in weights])
+
+
+def _edge_derivatives(mean, a, b, length, n):
+    """(d/da, d/db) weight vectors of the window mean (mean @ samples) for its edges a, b:
+    (mean - point(a)) / length and (point(b) - mean) / length."""
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return np.zeros(n), np.zeros(n)
+    length = Fraction(length)
+    at_a, at_b = _point_weights(a, n), _point_weights(b, n)
+    return (_floats([(m - p) / length for m, p in zip(mean, at_a)]),
+            _floats([(p - m) / length for m, p in zip(mean, at_b)]))
 
 
 def _precise_bins(roi, output_size, spatial_scale, T):
@@ -636,12 +664,17 @@ def _precise_bins(roi, output_size, spatial_scale, T):
     return bins
 
 
+def _finite_area(bh, bw):
+    return bh > 0 and bw > 0 and math.isfinite(bh) and math.isfinite(bw)
+
+
 @_quiet
 def precise_roi_pool(features, rois, output_size, spatial_scale, dtype=np.float64):
     """SPEC precise_roi_pool -> out (K, C, PH, PW): integral over each bin window / its area.
 
     Box geometry is computed in dtype (inverted boxes have zero-area bins, as
-    mmcv's max(x2 - x1, 0)); the integral itself is evaluated in float64.
+    mmcv's max(x2 - x1, 0)); the integral itself is evaluated exactly and
+    rounded to float64 (mean weights wy / bh, wx / bw).
     """
     T = _scalar_type(dtype)
     PH, PW = output_size
@@ -653,11 +686,11 @@ def precise_roi_pool(features, rois, output_size, spatial_scale, dtype=np.float6
         b, bins = int(roi[0]), _precise_bins(roi, output_size, spatial_scale, T)
         for ph, pw in np.ndindex(PH, PW):
             ya, yb, xa, xb, bh, bw = bins[ph][pw]
-            area = bh * bw
-            if area > 0:
-                wy, wx = _segment_weights(ya, yb, H), _segment_weights(xa, xb, W)
+            if _finite_area(bh, bw):
+                wy = _floats(_mean_weights(ya, yb, bh, H))
+                wx = _floats(_mean_weights(xa, xb, bw, W))
                 for c in range(C):
-                    out[k, c, ph, pw] = wy @ feats[b, c] @ wx / area
+                    out[k, c, ph, pw] = wy @ feats[b, c] @ wx
     return out
 
 
@@ -665,9 +698,10 @@ def precise_roi_pool(features, rois, output_size, spatial_scale, dtype=np.float6
 def precise_roi_pool_backward(grad_out, features, rois, output_size, spatial_scale, dtype=np.float64):
     """Gradient of precise_roi_pool -> (grad_features (N, C, H, W), grad_rois (K, 5), column 0 zero).
 
-    With O = I/A, A = (xb-xa)(yb-ya): dO/dxb = (L(xb) - O*(yb-ya))/A where L(x) is the
-    integral of the interpolant along the window's edge at x (and likewise for xa, ya, yb),
-    chained through xa = sx + pw*bw, xb = sx + (pw+1)*bw, bw = (ex - sx)/PW, sx = x1*s.
+    With O the window mean: dO/dxb = (L(xb) - O)/bw where L(x) is the mean of the
+    interpolant along the window's edge at x (dO/dxa = (O - L(xa))/bw, likewise for
+    ya, yb), chained through xa = sx + pw*bw, xb = sx + (pw+1)*bw, bw = (ex - sx)/PW,
+    sx = x1*s.
     """
     T = _scalar_type(dtype)
     PH, PW = output_size
@@ -682,20 +716,17 @@ def precise_roi_pool_backward(grad_out, features, rois, output_size, spatial_sca
         b, bins = int(roi[0]), _precise_bins(roi, output_size, spatial_scale, T)
         for ph, pw in np.ndindex(PH, PW):
             ya, yb, xa, xb, bh, bw = bins[ph][pw]
-            area = bh * bw
-            if not area > 0:
+            if not _finite_area(bh, bw):
                 continue
-            wy, wx = _segment_weights(ya, yb, H), _segment_weights(xa, xb, W)
-            py_a, py_b = _point_weights(ya, H), _point_weights(yb, H)
-            px_a, px_b = _point_weights(xa, W), _point_weights(xb, W)
+            my, mx = _mean_weights(ya, yb, bh, H), _mean_weights(xa, xb, bw, W)
+            wy, wx = _floats(my), _floats(mx)
+            dy_a, dy_b = _edge_derivatives(my, ya, yb, bh, H)
+            dx_a, dx_b = _edge_derivatives(mx, xa, xb, bw, W)
             for c in range(C):
                 g, F = g_out[k, c, ph, pw], feats[b, c]
-                grad[b, c] += g * np.outer(wy, wx) / area
-                o = wy @ F @ wx / area
-                d_xa = (-(wy @ F @ px_a) + o * bh) / area
-                d_xb = ((wy @ F @ px_b) - o * bh) / area
-                d_ya = (-(py_a @ F @ wx) + o * bw) / area
-                d_yb = ((py_b @ F @ wx) - o * bw) / area
+                grad[b, c] += g * np.outer(wy, wx)
+                d_xa, d_xb = wy @ F @ dx_a, wy @ F @ dx_b
+                d_ya, d_yb = dy_a @ F @ wx, dy_b @ F @ wx
                 fa, fb = pw / PW, (pw + 1) / PW
                 grad_rois[k, 1] += g * s * (d_xa * (1 - fa) + d_xb * (1 - fb))
                 grad_rois[k, 3] += g * s * (d_xa * fa + d_xb * fb)

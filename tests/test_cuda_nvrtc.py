@@ -73,5 +73,7 @@ def test_headers_are_inlined():
     edited header must change it."""
     source = _cuda.kernel_source()
     assert '#include "' not in source
-    for header in ("roi_math.h", "roi_elements.h"):
+    for header in ("roi_math.h", "roi_elements.h", "family_ops.cuh", "family_elements.h",
+                   "box_grad_elements.h", "ps_math.h", "rotated_math.h", "prroi_math.h",
+                   "fpn_math.h", "box_grad_math.h"):
         assert f'#line 1 "{header}"' in source

@@ -160,3 +160,6 @@ __global__ void cast_values(const Acc* values, int64_t total, T* out) {
 }
 
 }  // namespace cyroi
+
+// The rest of the RoI family, on the helpers above.
+#include "family_ops.cuh"

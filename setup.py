@@ -1,4 +1,4 @@
-"""Builds cyroi's one compiled extension: the OpenMP CPU loops."""
+"""Builds cyroi's compiled extensions: the OpenMP CPU loops."""
 import os
 import sys
 
@@ -12,13 +12,21 @@ exact = [] if sys.platform == "win32" else ["-ffp-contract=off"]
 # CYROI_CFLAGS adds flags for special builds (the sanitizer CI step).
 extra = os.environ.get("CYROI_CFLAGS", "").split()
 
-extension = Extension(
-    "cyroi._cpu_ext",
-    sources=["src/_cpu_ext.pyx"],
-    include_dirs=["src"],
-    language="c++",
-    extra_compile_args=["-O3", "-std=c++17", *exact, *openmp, *extra],
-    extra_link_args=[*openmp, *extra],
-)
 
-setup(ext_modules=cythonize([extension], include_path=["src"]))
+def cpu_extension(name, source):
+    return Extension(
+        name,
+        sources=[source],
+        include_dirs=["src"],
+        language="c++",
+        extra_compile_args=["-O3", "-std=c++17", *exact, *openmp, *extra],
+        extra_link_args=[*openmp, *extra],
+    )
+
+
+extensions = [
+    cpu_extension("cyroi._cpu_ext", "src/_cpu_ext.pyx"),  # roi_align, roi_pool
+    cpu_extension("cyroi._cpu_family", "src/_cpu_family_ext.pyx"),  # the rest of the family
+]
+
+setup(ext_modules=cythonize(extensions, include_path=["src"]))

@@ -1,4 +1,5 @@
-"""CPU backend: thin drivers over the compiled OpenMP loops (cyroi._cpu_ext).
+"""CPU backend: thin drivers over the compiled OpenMP loops (cyroi._cpu_ext,
+cyroi._cpu_family).
 
 Inputs arrive validated; (N, C, H, W) views of any layout or strides are
 handed to the loops, which read through strides, so NHWC and strided inputs
@@ -6,15 +7,30 @@ need no copy. float16 computes in float32.
 """
 import numpy as np
 
-from . import _cpu_ext
+from . import _cpu_ext, _cpu_family
 from ._threads import get_num_threads
 
+# Channels per work item of the family loops (roi_align and roi_pool pick
+# their own blocks in C++): enough to reuse each RoI's sample taps, few
+# enough that (RoI, block) pairs keep every thread busy.
+CHANNEL_BLOCK = 32
+
+
 def compute_dtype(dtype):
-    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+    # By width, not equality: big-endian float64 and long double are not
+    # == np.float64 but must not drop to float32.
+    return np.dtype(np.float64) if dtype.itemsize >= 8 else np.dtype(np.float32)
+
+
+def _aligned(array):
+    """`array`, copied if misaligned (a view from np.frombuffer at an odd
+    offset): the loops load whole elements, and a misaligned load is
+    undefined behaviour in C."""
+    return array if array.flags.aligned else array.copy(order="K")
 
 
 def _as_compute(array):
-    return array.astype(compute_dtype(array.dtype), copy=False)
+    return _aligned(array.astype(compute_dtype(array.dtype), copy=False))
 
 
 def _logical(array, layout):
@@ -26,8 +42,19 @@ def _allocate(shape_nchw, layout, dtype, zeroed=False):
     """A new array in `layout` and its (N, C, H, W) view."""
     n, c, h, w = shape_nchw
     shape = (n, c, h, w) if layout == "NCHW" else (n, h, w, c)
-    array = (np.zeros if zeroed else np.empty)(shape, dtype)
+    # np.zeros, not np.full: the OS hands out zero pages lazily, so a huge
+    # gradient costs memory only where RoIs write.
+    array = np.zeros(shape, dtype) if zeroed else np.empty(shape, dtype)
     return array, _logical(array, layout)
+
+
+def _group_by_image(batch, num_images):
+    """RoI indices sorted by image (stable) and each image's start: the fixed
+    visiting order that makes backward the same for any thread count."""
+    valid = np.flatnonzero((batch >= 0) & (batch < num_images))
+    order = valid[np.argsort(batch[valid], kind="stable")].astype(np.int64)
+    begin = np.searchsorted(batch[order], np.arange(num_images + 1)).astype(np.int64)
+    return order, begin
 
 
 def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, aligned, mode,
@@ -38,19 +65,21 @@ def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, align
     if want_argmax:
         argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
     if out.size:
-        _cpu_ext.roi_align_forward(x, boxes, batch, out_view, argmax_view, scale, sampling_ratio,
-                                   aligned, mode == "max", get_num_threads())
+        _cpu_ext.roi_align_forward(x, _aligned(boxes), _aligned(batch), out_view, argmax_view,
+                                   scale, sampling_ratio, aligned, mode == "max",
+                                   get_num_threads())
     return out.astype(features.dtype, copy=False), argmax
 
 
 def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned, mode,
-                       argmax, layout):
+                       argmax, layout, deterministic=False):  # always deterministic here
     g = _logical(_as_compute(grad_output), layout)
     grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
     if grad.size and g.size:
-        argmax_view = _logical(argmax, layout) if mode == "max" else None
-        _cpu_ext.roi_align_backward(g, boxes, batch, argmax_view, grad_view, scale,
-                                    sampling_ratio, aligned, mode == "max", get_num_threads())
+        argmax_view = _logical(_aligned(argmax), layout) if mode == "max" else None
+        _cpu_ext.roi_align_backward(g, _aligned(boxes), _aligned(batch), argmax_view, grad_view,
+                                    scale, sampling_ratio, aligned, mode == "max",
+                                    get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)
 
 
@@ -61,15 +90,171 @@ def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax):
     if want_argmax:
         argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
     if out.size:
-        _cpu_ext.roi_pool_forward(x, boxes, batch, out_view, argmax_view, scale,
-                                  get_num_threads())
+        _cpu_ext.roi_pool_forward(x, _aligned(boxes), _aligned(batch), out_view, argmax_view,
+                                  scale, get_num_threads())
     return out.astype(features.dtype, copy=False), argmax
 
 
-def roi_pool_backward(grad_output, batch, argmax, shape, layout):
+def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=False):
     g = _logical(_as_compute(grad_output), layout)
     grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
     if grad.size and g.size:
-        _cpu_ext.roi_pool_backward(g, batch, _logical(argmax, layout), grad_view,
-                                   get_num_threads())
+        _cpu_ext.roi_pool_backward(g, _aligned(batch), _logical(_aligned(argmax), layout),
+                                   grad_view, get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)
+
+
+def _pooled_forward(features, num_rois, channels, size, layout, run):
+    """Allocates the (K, channels, PH, PW) output in `layout` and lets
+    run(features_view, out_view) fill it."""
+    x = _logical(_as_compute(features), layout)
+    out, out_view = _allocate((num_rois, channels, *size), layout, x.dtype)
+    if out.size:
+        run(x, out_view)
+    return out.astype(features.dtype, copy=False)
+
+
+def _scatter_backward(grad_output, batch, shape, layout, run):
+    """Allocates a zeroed gradient of `shape` (NCHW order) in `layout` and
+    lets run(grad_output_view, order, begin, grad_view) accumulate into it."""
+    g = _logical(_as_compute(grad_output), layout)
+    grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
+    if grad.size and g.size:
+        order, begin = _group_by_image(batch, shape[0])
+        run(g, order, begin, grad_view)
+    return grad.astype(grad_output.dtype, copy=False)
+
+
+def _ps_channels(channels, size):
+    return channels // (size[0] * size[1])
+
+
+def ps_roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, layout):
+    channels = _ps_channels(_logical(features, layout).shape[1], size)
+    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
+        _cpu_family.ps_roi_align_forward(x, boxes, batch, out, scale, sampling_ratio,
+                                         CHANNEL_BLOCK, get_num_threads())))
+
+
+def ps_roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, layout,
+                          deterministic=False):  # always deterministic here
+    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
+        _cpu_family.ps_roi_align_backward(g, boxes, order, begin, grad, scale, sampling_ratio,
+                                          CHANNEL_BLOCK, get_num_threads())))
+
+
+def ps_roi_pool_forward(features, boxes, batch, size, scale, layout):
+    channels = _ps_channels(_logical(features, layout).shape[1], size)
+    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
+        _cpu_family.ps_roi_pool_forward(x, boxes, batch, out, scale, CHANNEL_BLOCK,
+                                        get_num_threads())))
+
+
+def ps_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout,
+                         deterministic=False):  # always deterministic here
+    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
+        _cpu_family.ps_roi_pool_backward(g, boxes, order, begin, grad, scale, CHANNEL_BLOCK,
+                                         get_num_threads())))
+
+
+def _rois_grad(grad_output, features, boxes, layout, run):
+    """The (K, B) gradient for box coordinates, one row per RoI: lets
+    run(features_view, grad_output_view, grad_boxes) fill it, all in the
+    compute dtype of the boxes."""
+    x = _logical(features.astype(boxes.dtype, copy=False), layout)
+    g = _logical(grad_output.astype(boxes.dtype, copy=False), layout)
+    grad_boxes = np.zeros(boxes.shape, boxes.dtype)
+    if len(boxes) and g.size:
+        run(x, g, grad_boxes)
+    return grad_boxes.astype(grad_output.dtype, copy=False)
+
+
+def roi_align_rois_grad(grad_output, features, boxes, batch, scale, sampling_ratio, aligned,
+                        layout):
+    return _rois_grad(grad_output, features, boxes, layout, lambda x, g, grad_boxes: (
+        _cpu_family.roi_align_rois_grad(x, g, boxes, batch, grad_boxes, scale, sampling_ratio,
+                                        aligned, get_num_threads())))
+
+
+def roi_align_rotated_forward(features, boxes, batch, size, scale, sampling_ratio, aligned,
+                              clockwise, layout):
+    channels = _logical(features, layout).shape[1]
+    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
+        _cpu_family.roi_align_rotated_forward(x, boxes, batch, out, scale, sampling_ratio,
+                                              aligned, clockwise, CHANNEL_BLOCK,
+                                              get_num_threads())))
+
+
+def roi_align_rotated_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned,
+                               clockwise, layout, deterministic=False):  # always here
+    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
+        _cpu_family.roi_align_rotated_backward(g, boxes, order, begin, grad, scale,
+                                               sampling_ratio, aligned, clockwise, CHANNEL_BLOCK,
+                                               get_num_threads())))
+
+
+def roi_align_rotated_rois_grad(grad_output, features, boxes, batch, scale, sampling_ratio,
+                                aligned, clockwise, layout):
+    return _rois_grad(grad_output, features, boxes, layout, lambda x, g, grad_boxes: (
+        _cpu_family.roi_align_rotated_rois_grad(x, g, boxes, batch, grad_boxes, scale,
+                                                sampling_ratio, aligned, clockwise,
+                                                get_num_threads())))
+
+
+def precise_roi_pool_forward(features, boxes, batch, size, scale, layout):
+    channels = _logical(features, layout).shape[1]
+    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
+        _cpu_family.precise_roi_pool_forward(x, boxes, batch, out, scale, CHANNEL_BLOCK,
+                                             get_num_threads())))
+
+
+def precise_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout,
+                              deterministic=False):  # always deterministic here
+    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
+        _cpu_family.precise_roi_pool_backward(g, boxes, order, begin, grad, scale, CHANNEL_BLOCK,
+                                              get_num_threads())))
+
+
+def precise_roi_pool_rois_grad(grad_output, features, boxes, batch, scale, layout):
+    return _rois_grad(grad_output, features, boxes, layout, lambda x, g, grad_boxes: (
+        _cpu_family.precise_roi_pool_rois_grad(x, g, boxes, batch, grad_boxes, scale,
+                                               get_num_threads())))
+
+
+def _fpn_levels(boxes, canonical_scale, canonical_level, levels):
+    level = np.empty(len(boxes), np.int64)
+    if len(boxes):
+        _cpu_family.fpn_levels(boxes, level, canonical_scale, canonical_level, *levels,
+                               get_num_threads())
+    return level
+
+
+def multiscale_roi_align_forward(features_list, boxes, batch, size, scales, levels,
+                                 sampling_ratio, aligned, canonical_scale, canonical_level,
+                                 layout):
+    views = [_logical(_as_compute(features), layout) for features in features_list]
+    level = _fpn_levels(boxes, canonical_scale, canonical_level, levels)
+    order = np.argsort(level, kind="stable")
+    return _pooled_forward(features_list[0], len(boxes), views[0].shape[1], size, layout,
+                           lambda x, out: _cpu_family.multiscale_roi_align_forward(
+                               views, boxes, batch, level, order, out,
+                               np.asarray(scales, np.float64), sampling_ratio, aligned,
+                               CHANNEL_BLOCK, get_num_threads()))
+
+
+def multiscale_roi_align_backward(grad_output, boxes, batch, shapes, scales, levels,
+                                  sampling_ratio, aligned, canonical_scale, canonical_level,
+                                  layout, deterministic=False):  # always deterministic here
+    """One zero-initialised gradient per level; RoIs grouped by (level, image)."""
+    g = _logical(_as_compute(grad_output), layout)
+    grads, views = zip(*(_allocate(shape, layout, g.dtype, zeroed=True) for shape in shapes))
+    if g.size and all(grad.size for grad in grads):
+        level = _fpn_levels(boxes, canonical_scale, canonical_level, levels)
+        images = shapes[0][0]
+        group = np.where((batch >= 0) & (batch < images), level * images + batch, -1)
+        order, begin = _group_by_image(group, len(shapes) * images)
+        _cpu_family.multiscale_roi_align_backward(g, boxes, order, begin, list(views),
+                                                  np.asarray(scales, np.float64),
+                                                  sampling_ratio, aligned, CHANNEL_BLOCK,
+                                                  get_num_threads())
+    return [grad.astype(grad_output.dtype, copy=False) for grad in grads]

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ._arrays import import_like
+from ._checks import is_floating
 
 _FRACTIONAL = ("rois[:, 0] (batch index) must hold integers; got fractional or non-finite "
                "values")
@@ -16,7 +17,7 @@ def _array_module(backend):
 
 
 def _numeric(array, name):
-    if array.dtype.kind not in "fiu":
+    if array.dtype.kind not in "iu" and not is_floating(array.dtype):
         raise TypeError(f"{name} must hold numbers; got dtype {array.dtype}")
     return array
 
@@ -80,14 +81,16 @@ def _finish(table, first, columns, batch, num_images, compute_dtype, validate, x
     return boxes, xp.ascontiguousarray(batch)
 
 
+def _is_per_image_list(rois):
+    return isinstance(rois, (list, tuple)) and all(hasattr(item, "shape") for item in rois)
+
+
 def normalize(rois, batch_indices, num_images, backend, compute_dtype, validate,
               box_columns=4):
     """Returns C-contiguous boxes (K, box_columns) in compute_dtype and an
     int64 batch index per RoI."""
     xp = _array_module(backend)
-    is_list = isinstance(rois, (list, tuple)) and all(
-        hasattr(item, "shape") for item in rois)
-    if is_list:
+    if _is_per_image_list(rois):
         if batch_indices is not None:
             raise ValueError("batch_indices must be None when rois is a list per image")
         if validate and len(rois) > num_images:
@@ -115,3 +118,17 @@ def normalize(rois, batch_indices, num_images, backend, compute_dtype, validate,
                          f"got {tuple(index.shape)}")
     return _finish(table, 0, box_columns, index.astype(xp.int64), num_images, compute_dtype,
                    validate, xp)
+
+
+def gradient_like(grad_boxes, rois, batch_indices, backend):
+    """The gradient for box coordinates (K, B) in the form the rois came in:
+    (K, B+1) with a zero batch-index column, a list of per-image (K_i, B),
+    or (K, B) beside batch_indices; each in the caller's array type."""
+    xp = _array_module(backend)
+    if _is_per_image_list(rois):
+        ends = np.cumsum([len(item) for item in rois])[:-1].tolist()
+        return [backend.restore(part) for part in xp.split(grad_boxes, ends)]
+    if batch_indices is not None:
+        return backend.restore(grad_boxes)
+    zeros = xp.zeros((len(grad_boxes), 1), grad_boxes.dtype)
+    return backend.restore(xp.concatenate([zeros, grad_boxes], axis=1))

@@ -12,48 +12,15 @@ from libc.stdint cimport INT64_MIN, int64_t
 from cpu_loops cimport (AlignParams, Maps, PoolParams, Pooled, roi_align_backward as
                         align_backward, roi_align_forward as align_forward,
                         roi_pool_backward as pool_backward, roi_pool_forward as pool_forward)
+from cpu_views cimport as_indices, as_maps, as_pooled, real
 
 cdef extern from "omp.h":
     int omp_get_max_threads() nogil
-
-ctypedef fused real:
-    float
-    double
 
 
 def max_threads():
     """OpenMP's current default team size (OMP_NUM_THREADS, threadpoolctl)."""
     return omp_get_max_threads()
-
-
-cdef inline Maps[real] as_maps(const real[:, :, :, :] a):
-    cdef Maps[real] m
-    m.data = <real*>&a[0, 0, 0, 0]
-    m.N, m.C, m.H, m.W = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
-    m.s.n, m.s.c = a.strides[0] // sizeof(real), a.strides[1] // sizeof(real)
-    m.s.h, m.s.w = a.strides[2] // sizeof(real), a.strides[3] // sizeof(real)
-    return m
-
-
-cdef inline Pooled[real] as_pooled(const real[:, :, :, :] a):
-    cdef Pooled[real] m
-    m.data = <real*>&a[0, 0, 0, 0]
-    m.K, m.C, m.PH, m.PW = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
-    m.s.n, m.s.c = a.strides[0] // sizeof(real), a.strides[1] // sizeof(real)
-    m.s.h, m.s.w = a.strides[2] // sizeof(real), a.strides[3] // sizeof(real)
-    return m
-
-
-cdef inline Pooled[int64_t] as_indices(const int64_t[:, :, :, :] a):
-    cdef Pooled[int64_t] m
-    m.data = NULL
-    if a is None:
-        return m
-    m.data = <int64_t*>&a[0, 0, 0, 0]
-    m.K, m.C, m.PH, m.PW = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
-    m.s.n, m.s.c = a.strides[0] // sizeof(int64_t), a.strides[1] // sizeof(int64_t)
-    m.s.h, m.s.w = a.strides[2] // sizeof(int64_t), a.strides[3] // sizeof(int64_t)
-    return m
 
 
 def roi_align_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,

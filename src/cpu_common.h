@@ -23,7 +23,9 @@
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
 // The wheel targets any x86-64; the hot loops also get AVX2 and AVX-512
-// clones, picked at load time by the CPU.
+// clones, picked at load time by the CPU. No exception may leave a clone
+// (GCC aborts instead of unwinding through it): the clones allocate
+// nothing, their callers prepare every buffer.
 #define CYROI_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #define CYROI_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
@@ -98,13 +100,20 @@ CYROI_ALWAYS_INLINE void keep_greater(T value, Index index, T& best, Index& wher
   where = at ^ ((at ^ index) & take);
 }
 
-// The valid RoIs of each image, in RoI order (a stable counting sort):
-// image n owns order[begin[n] : begin[n + 1]]. Backward visits them in this
-// fixed order, which makes its sums the same for any thread count.
+// The RoIs visited by backward, grouped by image in a fixed order:
+// image n owns order[begin[n] : begin[n + 1]].
 struct RoisByImage {
+  const int64_t* order;
+  const int64_t* begin;
+};
+
+// The valid RoIs of each image in RoI order (a stable counting sort), the
+// fixed visiting order that makes backward sums the same for any thread
+// count.
+struct ImageGroups {
   std::vector<int64_t> order, begin;
 
-  RoisByImage(const int64_t* batch, int64_t rois, int64_t images) : begin(images + 1, 0) {
+  ImageGroups(const int64_t* batch, int64_t rois, int64_t images) : begin(images + 1, 0) {
     for (int64_t k = 0; k < rois; ++k)
       if (batch[k] >= 0 && batch[k] < images) ++begin[batch[k] + 1];
     for (int64_t n = 0; n < images; ++n) begin[n + 1] += begin[n];
@@ -240,6 +249,13 @@ void store_channels_last(const T* block, int64_t width, const Maps<T>& f, int64_
         dst[c * f.s.c + h * f.s.h + w * f.s.w] = block[(h * f.W + w) * width + c];
 }
 
+// Whether a RoI's results for `width` channels go through a channels-last
+// staging buffer (see store_bins): when the pooled array's channels are not
+// adjacent.
+template <typename T> bool staged_results(const Pooled<T>& pooled, int64_t width) {
+  return pooled.s.c != 1 && width > 1;
+}
+
 // A RoI's results staged channels-last as (PH * PW, width), and
 // out[k, c0 : c0 + width]: NCHW results are staged so the bin loops run over
 // adjacent channels, and moved to or from the pooled array by transposes.
@@ -310,7 +326,7 @@ void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois, bool c
     });
     return;
   }
-  const RoisByImage groups(batch, rois, f.N);
+  const ImageGroups groups(batch, rois, f.N);
   for (int64_t k = 0; k < rois; ++k)
     if (batch[k] < 0 || batch[k] >= f.N) empty(k, 0, f.C);
   const int64_t widest = block_width<T>(f, kCopyBytes);
@@ -332,7 +348,7 @@ void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois, bool c
 template <typename T, typename Scratch, typename RoiFn>
 void backward_blocks(const Maps<T>& grad, const int64_t* batch, int64_t rois, bool channels_last,
                      int threads, double work, RoiFn roi) {
-  const RoisByImage groups(batch, rois, grad.N);
+  const ImageGroups groups(batch, rois, grad.N);
   // NHWC blocks are as wide as allowed: a RoI then updates whole runs of its
   // pixels' channels; NCHW planes are kept few enough to stay in L2.
   const int64_t widest = channels_last     ? block_width<T>(grad, kCopyBytes)

@@ -12,12 +12,17 @@ cdef extern from "cpu_common.h" namespace "cyroi" nogil:
         T* data
         int64_t K, C, PH, PW
         Strides4 s
+    cdef struct RoisByImage:
+        const int64_t* order
+        const int64_t* begin
 
 cdef extern from "cpu_roi_align.h" namespace "cyroi" nogil:
     cdef cppclass AlignParams[T]:
         T scale
         int64_t pooled_h, pooled_w, sampling_ratio
         bint aligned, max_mode
+    # except +: the loops allocate (sample tables, channels-last copies); a
+    # failure (absurd sampling_ratio) must become MemoryError, not terminate.
     void roi_align_forward[T](const Maps[T]& f, const T* boxes, const int64_t* batch,
                               int64_t rois, const AlignParams[T]& p, const Pooled[T]& out,
                               const Pooled[int64_t]& argmax, int threads) except +

@@ -31,6 +31,9 @@ template <typename T> struct AxisGrid {
     for (int64_t p = 0; p < pooled; ++p) {
       int64_t lo, hi, first_inside = 0;
       sample_window(start, bin, p, grid, size, &lo, &hi);
+      // One request for the whole window: a hopeless one (2^31 samples on
+      // the map) fails at once instead of growing through memory first.
+      taps.reserve(taps.size() + (size_t)(hi - lo));
       for (int64_t i = lo; i < hi; ++i) {
         AxisTap<T> t;
         if (axis_tap(sample_coord(start, bin, p, i, grid), size, &t)) {
@@ -65,6 +68,13 @@ template <typename T> struct RoiSamples {
     box = align_box(coords, p.scale, p.aligned, p.pooled_h, p.pooled_w, p.sampling_ratio);
     ys.compute(box.start_y, box.bin_h, p.pooled_h, box.grid_h, height);
     xs.compute(box.start_x, box.bin_w, p.pooled_w, box.grid_w, width);
+  }
+  // More in-map samples than any one bin has.
+  double largest_bin() const {
+    int64_t most_y = 0, most_x = 0;
+    for (size_t p = 0; p + 1 < ys.begin.size(); ++p) most_y = std::max(most_y, ys.count(p));
+    for (size_t p = 0; p + 1 < xs.begin.size(); ++p) most_x = std::max(most_x, xs.count(p));
+    return (double)most_y * (double)most_x;
   }
 };
 
@@ -113,6 +123,16 @@ template <typename T> struct AlignScratch {
   std::vector<int64_t> staged_where;
   std::vector<LaneIndex<T>> ordinal;
   std::vector<int64_t> wide_ordinal;  // float bins of more than 2^31 samples
+
+  // Sizes every buffer the bin loops of `roi` use on `channels` channels.
+  void prepare(int64_t channels, int64_t bins, bool with_staged, bool with_staged_where) {
+    acc.resize(channels);
+    ordinal.resize(channels);
+    if (sizeof(LaneIndex<T>) < 8 && roi.largest_bin() > (double)INT32_MAX)
+      wide_ordinal.resize(channels);
+    if (with_staged) staged.resize(bins * channels);
+    if (with_staged_where) staged_where.resize(bins * channels);
+  }
 };
 
 // ---------------------------------------------------------------- forward
@@ -201,18 +221,13 @@ CYROI_ALWAYS_INLINE void max_bin(const ChannelBlock<const T>& in, const BinSampl
   }
 }
 
+// The bins of one RoI on a channel block, with `s` prepared (align_roi_forward).
 template <typename T, bool Dense>
-CYROI_SIMD_CLONES void align_roi_forward(const ChannelBlock<const T>& in, const T* box,
-                                         const AlignParams<T>& p, int64_t height, int64_t width,
-                                         int64_t k, int64_t c0, const Pooled<T>& out,
-                                         const Pooled<int64_t>& argmax, AlignScratch<T>& s) {
-  s.roi.compute(box, p, height, width);
-  const int64_t channels = in.width, bins = p.pooled_h * p.pooled_w;
-  const bool staged = out.s.c != 1 && channels > 1;  // see store_bins
-  s.acc.resize(channels);
-  s.ordinal.resize(channels);
-  if (staged) s.staged.resize(bins * channels);
-  if (staged && argmax.data) s.staged_where.resize(bins * channels);
+CYROI_SIMD_CLONES void align_bins_forward(const ChannelBlock<const T>& in, const AlignParams<T>& p,
+                                          int64_t k, int64_t c0, const Pooled<T>& out,
+                                          const Pooled<int64_t>& argmax, AlignScratch<T>& s) {
+  const int64_t channels = in.width;
+  const bool staged = staged_results(out, channels);
   const Divisor<T> count(s.roi.box.count);
   const int64_t out_sc = staged ? 1 : out.s.c, argmax_sc = staged ? 1 : argmax.s.c;
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
@@ -223,20 +238,40 @@ CYROI_SIMD_CLONES void align_roi_forward(const ChannelBlock<const T>& in, const 
       int64_t* a = !argmax.data ? nullptr
                    : staged     ? s.staged_where.data() + at
                                 : &argmax.at(k, c0, ph, pw);
-      if (!p.max_mode) {
+      if (!p.max_mode)
         average_bin<T, Dense>(in, bin, count, s, o, out_sc);
-      } else if (sizeof(LaneIndex<T>) == 8 || bin.size() <= INT32_MAX) {
+      else if (sizeof(LaneIndex<T>) == 8 || bin.size() <= INT32_MAX)
         max_bin<T, LaneIndex<T>, Dense>(in, bin, s.roi.box, s.ordinal.data(), s, o, out_sc, a,
                                         argmax_sc);
-      } else {
-        s.wide_ordinal.resize(channels);
+      else
         max_bin<T, int64_t, Dense>(in, bin, s.roi.box, s.wide_ordinal.data(), s, o, out_sc, a,
                                    argmax_sc);
-      }
     }
   }
   if (staged) store_bins(s.staged.data(), channels, out, k, c0);
   if (staged && argmax.data) store_bins(s.staged_where.data(), channels, argmax, k, c0);
+}
+
+template <typename T, bool Dense>
+void align_roi_forward(const ChannelBlock<const T>& in, const T* box, const AlignParams<T>& p,
+                       int64_t height, int64_t width, int64_t k, int64_t c0,
+                       const Pooled<T>& out, const Pooled<int64_t>& argmax, AlignScratch<T>& s) {
+  s.roi.compute(box, p, height, width);
+  const bool staged = staged_results(out, in.width);
+  s.prepare(in.width, p.pooled_h * p.pooled_w, staged, staged && argmax.data);
+  align_bins_forward<T, Dense>(in, p, k, c0, out, argmax, s);
+}
+
+// A RoI of no image (batch index out of range) reads 0, with argmax -1.
+template <typename T>
+void write_empty_rois(const AlignParams<T>& p, const Pooled<T>& out,
+                      const Pooled<int64_t>& argmax, int64_t k, int64_t c0, int64_t width) {
+  for (int64_t c = c0; c < c0 + width; ++c)
+    for (int64_t ph = 0; ph < p.pooled_h; ++ph)
+      for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+        out.at(k, c, ph, pw) = 0;
+        if (argmax.data) argmax.at(k, c, ph, pw) = -1;
+      }
 }
 
 // Feature reads per channel a call makes, roughly: what the channels-last
@@ -271,14 +306,24 @@ void roi_align_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, i
         else
           align_roi_forward<T, false>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s);
       },
-      [&](int64_t k, int64_t c0, int64_t width) {  // RoIs of no image read 0
-        for (int64_t c = c0; c < c0 + width; ++c)
-          for (int64_t ph = 0; ph < p.pooled_h; ++ph)
-            for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
-              out.at(k, c, ph, pw) = 0;
-              if (argmax.data) argmax.at(k, c, ph, pw) = -1;
-            }
+      [&](int64_t k, int64_t c0, int64_t width) {
+        write_empty_rois(p, out, argmax, k, c0, width);
       });
+}
+
+// One (RoI, channel block) work item reading the features in place: the
+// entry for loops that choose their own items (multiscale_roi_align).
+template <typename T>
+void roi_align_forward_item(const Maps<T>& f, const T* box, int64_t n, const AlignParams<T>& p,
+                            int64_t k, int64_t c0, int64_t c1, const Pooled<T>& out,
+                            const Pooled<int64_t>& argmax) {
+  if (n < 0 || n >= f.N) return write_empty_rois(p, out, argmax, k, c0, c1 - c0);
+  AlignScratch<T> s;
+  const ChannelBlock<const T> in{f.plane(n, c0), f.s.h, f.s.w, f.s.c, c1 - c0};
+  if (in.sc == 1 || in.width == 1)
+    align_roi_forward<T, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s);
+  else
+    align_roi_forward<T, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s);
 }
 
 // --------------------------------------------------------------- backward
@@ -349,26 +394,17 @@ CYROI_ALWAYS_INLINE void scatter_winners(const ChannelBlock<T>& out, const RoiSa
   }
 }
 
+// The bins of one RoI into a gradient block, with `s` prepared and NCHW
+// inputs staged channels-last (align_roi_backward).
 template <typename T, bool Dense>
-CYROI_SIMD_CLONES void align_roi_backward(const ChannelBlock<T>& out, const T* box,
-                                          const AlignParams<T>& p, int64_t height, int64_t width,
-                                          const Pooled<T>& grad_out, const Pooled<int64_t>& argmax,
-                                          int64_t k, int64_t c0, AlignScratch<T>& s) {
-  s.roi.compute(box, p, height, width);
-  const int64_t channels = out.width, bins = p.pooled_h * p.pooled_w;
-  // NCHW inputs are staged channels-last first (see load_bins)
-  const bool staged = grad_out.s.c != 1 && channels > 1;
-  const bool staged_winners = p.max_mode && argmax.s.c != 1 && channels > 1;
-  if (staged) {
-    s.staged.resize(bins * channels);
-    load_bins(grad_out, k, c0, channels, s.staged.data());
-  }
-  if (staged_winners) {
-    s.staged_where.resize(bins * channels);
-    load_bins(argmax, k, c0, channels, s.staged_where.data());
-  }
-  s.acc.resize(channels);
-  s.ordinal.resize(channels);
+CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const AlignParams<T>& p,
+                                           int64_t height, int64_t width,
+                                           const Pooled<T>& grad_out,
+                                           const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
+                                           AlignScratch<T>& s) {
+  const int64_t channels = out.width;
+  const bool staged = staged_results(grad_out, channels);
+  const bool staged_winners = p.max_mode && staged_results(argmax, channels);
   const Divisor<T> count(s.roi.box.count);
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
@@ -399,6 +435,21 @@ CYROI_SIMD_CLONES void align_roi_backward(const ChannelBlock<T>& out, const T* b
   }
 }
 
+template <typename T, bool Dense>
+void align_roi_backward(const ChannelBlock<T>& out, const T* box, const AlignParams<T>& p,
+                        int64_t height, int64_t width, const Pooled<T>& grad_out,
+                        const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
+                        AlignScratch<T>& s) {
+  s.roi.compute(box, p, height, width);
+  const int64_t channels = out.width;
+  const bool staged = staged_results(grad_out, channels);
+  const bool staged_winners = p.max_mode && staged_results(argmax, channels);
+  s.prepare(channels, p.pooled_h * p.pooled_w, staged, staged_winners);
+  if (staged) load_bins(grad_out, k, c0, channels, s.staged.data());
+  if (staged_winners) load_bins(argmax, k, c0, channels, s.staged_where.data());
+  align_bins_backward<T, Dense>(out, p, height, width, grad_out, argmax, k, c0, s);
+}
+
 // Accumulates into grad (zeroed by the caller).
 template <typename T>
 void roi_align_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const T* boxes,
@@ -417,6 +468,25 @@ void roi_align_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const T*
           align_roi_backward<T, false>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax,
                                        k, c0, s);
       });
+}
+
+// The channels [c0, c1) of image n over the RoIs of `rois`, accumulated in
+// place: the backward entry for loops that choose their own items.
+template <typename T>
+void roi_align_backward_item(const Maps<T>& grad, const Pooled<T>& grad_out, const T* boxes,
+                             const RoisByImage& rois, const AlignParams<T>& p,
+                             const Pooled<int64_t>& argmax, int64_t n, int64_t c0, int64_t c1) {
+  AlignScratch<T> s;
+  const ChannelBlock<T> out{grad.plane(n, c0), grad.s.h, grad.s.w, grad.s.c, c1 - c0};
+  for (int64_t r = rois.begin[n]; r < rois.begin[n + 1]; ++r) {
+    const int64_t k = rois.order[r];
+    if (out.sc == 1 || out.width == 1)
+      align_roi_backward<T, true>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax, k, c0,
+                                  s);
+    else
+      align_roi_backward<T, false>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax, k,
+                                   c0, s);
+  }
 }
 
 }  // namespace cyroi

@@ -41,18 +41,16 @@ CYROI_ALWAYS_INLINE void max_of_bin(const ChannelBlock<const T>& in, int64_t h0,
   }
 }
 
+// The bins of one RoI on a channel block, with `s` sized (pool_roi_forward).
 template <typename T, typename Index, bool Dense>
-CYROI_SIMD_CLONES void pool_roi_forward(const ChannelBlock<const T>& in, const T* box,
-                                        const PoolParams<T>& p, int64_t height, int64_t width,
-                                        int64_t k, int64_t c0, const Pooled<T>& out,
-                                        const Pooled<int64_t>& argmax, PoolScratch<T>& s,
-                                        Index* where) {
+CYROI_SIMD_CLONES void pool_bins_forward(const ChannelBlock<const T>& in, const T* box,
+                                         const PoolParams<T>& p, int64_t height, int64_t width,
+                                         int64_t k, int64_t c0, const Pooled<T>& out,
+                                         const Pooled<int64_t>& argmax, PoolScratch<T>& s,
+                                         Index* where) {
   const PoolBox<T> b = pool_box(box, p.scale, p.pooled_h, p.pooled_w, (int64_t)1);
-  const int64_t channels = in.width, bins = p.pooled_h * p.pooled_w;
-  const bool staged = out.s.c != 1 && channels > 1;  // see store_bins
-  s.best.resize(channels);
-  if (staged) s.staged.resize(bins * channels);
-  if (staged && argmax.data) s.staged_where.resize(bins * channels);
+  const int64_t channels = in.width;
+  const bool staged = staged_results(out, channels);
   const int64_t out_sc = staged ? 1 : out.s.c, argmax_sc = staged ? 1 : argmax.s.c;
   T* best = s.best.data();
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
@@ -75,6 +73,20 @@ CYROI_SIMD_CLONES void pool_roi_forward(const ChannelBlock<const T>& in, const T
   }
   if (staged) store_bins(s.staged.data(), channels, out, k, c0);
   if (staged && argmax.data) store_bins(s.staged_where.data(), channels, argmax, k, c0);
+}
+
+template <typename T, typename Index, bool Dense>
+void pool_roi_forward(const ChannelBlock<const T>& in, const T* box, const PoolParams<T>& p,
+                      int64_t height, int64_t width, int64_t k, int64_t c0, const Pooled<T>& out,
+                      const Pooled<int64_t>& argmax, PoolScratch<T>& s,
+                      std::vector<Index>& where) {
+  const int64_t channels = in.width, bins = p.pooled_h * p.pooled_w;
+  s.best.resize(channels);
+  where.resize(channels);
+  if (staged_results(out, channels)) s.staged.resize(bins * channels);
+  if (staged_results(out, channels) && argmax.data) s.staged_where.resize(bins * channels);
+  pool_bins_forward<T, Index, Dense>(in, box, p, height, width, k, c0, out, argmax, s,
+                                     where.data());
 }
 
 // Feature reads per channel, roughly: the RoIs' areas clipped to the map.
@@ -101,20 +113,18 @@ void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, in
       [&](const ChannelBlock<const T>& in, int64_t k, int64_t c0, PoolScratch<T>& s) {
         const T* box = boxes + 4 * k;
         const bool dense = in.sc == 1 || in.width == 1;
-        s.where.resize(in.width);
-        s.wide_where.resize(narrow ? 0 : in.width);
         if (!narrow && dense)
           pool_roi_forward<T, int64_t, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
-                                             s.wide_where.data());
+                                             s.wide_where);
         else if (!narrow)
           pool_roi_forward<T, int64_t, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
-                                              s.wide_where.data());
+                                              s.wide_where);
         else if (dense)
           pool_roi_forward<T, LaneIndex<T>, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
-                                                  s.where.data());
+                                                  s.where);
         else
           pool_roi_forward<T, LaneIndex<T>, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
-                                                   s.where.data());
+                                                   s.where);
       },
       [&](int64_t k, int64_t c0, int64_t width) {  // RoIs of no image: empty bins
         for (int64_t c = c0; c < c0 + width; ++c)

@@ -110,6 +110,9 @@ template <typename T> struct AlignBox {
   T start_y, start_x, bin_h, bin_w;
   int64_t grid_h, grid_w;
   T count;  // max(gh * gw, 1), the divisor of mode "avg"
+  // The size was raised to 1 (aligned=False): it no longer follows the box,
+  // which matters to the gradient for box coordinates.
+  bool fixed_h, fixed_w;
 };
 
 // box = (x1, y1, x2, y2) in image pixels.
@@ -122,6 +125,8 @@ CYROI_HD AlignBox<T> align_box(const T* box, T scale, bool aligned, int64_t pool
   b.start_y = box[1] * scale - offset;
   T roi_w = box[2] * scale - offset - b.start_x;
   T roi_h = box[3] * scale - offset - b.start_y;
+  b.fixed_w = !aligned && roi_w < (T)1;
+  b.fixed_h = !aligned && roi_h < (T)1;
   if (!aligned) {
     roi_w = max_of(roi_w, (T)1);
     roi_h = max_of(roi_h, (T)1);
@@ -134,20 +139,23 @@ CYROI_HD AlignBox<T> align_box(const T* box, T scale, bool aligned, int64_t pool
   return b;
 }
 
-// Coordinate of sample i of bin p along one axis.
+// Coordinate of sample i of bin p along one axis. (i + .5) is formed in T:
+// for float it is torchvision's float expression, and double keeps counting
+// exactly past 2^24 samples (where a float index would skip samples).
 template <typename T>
 CYROI_HD T sample_coord(T start, T bin, int64_t p, int64_t i, int64_t grid) {
-  return start + (T)p * bin + (T)((float)i + 0.5f) * bin / (T)grid;
+  return start + (T)p * bin + ((T)i + (T)0.5) * bin / (T)grid;
 }
 
 // Candidate sample indices [first, last) of bin p whose coordinate may fall in
-// [-1, size]; every other sample reads 0. Bounds the work of enormous boxes
-// by the map size instead of the grid size. The window is widened past the
-// float rounding of sample_coord, and callers test each candidate exactly
-// with axis_tap, so the result equals a loop over the whole grid.
+// [lo, hi]; every other sample lies outside. Bounds the work of enormous
+// boxes by the map size instead of the grid size. The window is widened past
+// the float rounding of sample_coord (2 samples, plus `relative_slack` of the
+// magnitudes involved), and callers test each candidate exactly (axis_tap),
+// so the result equals a loop over the whole grid.
 template <typename T>
-CYROI_HD void sample_window(T start, T bin, int64_t p, int64_t grid, int64_t size,
-                            int64_t* first, int64_t* last) {
+CYROI_HD void sample_window_between(T start, T bin, int64_t p, int64_t grid, double lo, double hi,
+                                    double relative_slack, int64_t* first, int64_t* last) {
   *first = 0;
   *last = 0;
   if (grid <= 0) return;
@@ -155,19 +163,27 @@ CYROI_HD void sample_window(T start, T bin, int64_t p, int64_t grid, int64_t siz
   const double step = (double)bin / (double)grid;
   if (!(base == base) || !(step == step)) return;
   if (step == 0.0) {
-    if (base >= -1.0 && base <= (double)size) *last = grid;
+    if (base >= lo && base <= hi) *last = grid;
     return;
   }
-  double a = (-1.0 - base) / step - 0.5;
-  double b = ((double)size - base) / step - 0.5;
+  double a = (lo - base) / step - 0.5;
+  double b = (hi - base) / step - 0.5;
   if (step < 0) {
     double t = a;
     a = b;
     b = t;
   }
-  const double slack = 2.0 + 1e-5 * (fabs(base) + (double)size + 1.0) / fabs(step);
+  const double slack =
+      2.0 + relative_slack * (fabs(base) + max_of(fabs(lo), fabs(hi)) + 1.0) / fabs(step);
   *first = saturate_to_int64(floor(a - slack), 0.0, (double)grid, 0);
   *last = saturate_to_int64(ceil(b + slack) + 1.0, 0.0, (double)grid, 0);
+}
+
+// The window of the samples that may read the map: coordinate in [-1, size].
+template <typename T>
+CYROI_HD void sample_window(T start, T bin, int64_t p, int64_t grid, int64_t size,
+                            int64_t* first, int64_t* last) {
+  sample_window_between(start, bin, p, grid, -1.0, (double)size, 1e-5, first, last);
 }
 
 // mode="max": the samples outside the map read 0 and take part in the max.
@@ -211,10 +227,14 @@ CYROI_HD PoolBox<T> pool_box(const T* box, T scale, int64_t pooled_h, int64_t po
 }
 
 // Integer extent [lo, hi) of bin p along one axis, clipped to [0, limit].
+// Bin offsets reach the RoI size, up to 2 kMaxCoord + 1: they saturate far
+// above that (2^62), where adding start (|start| <= kMaxCoord) cannot overflow.
 template <typename T>
 CYROI_HD void pool_bin(T bin, int64_t start, int64_t p, int64_t limit, int64_t* lo, int64_t* hi) {
-  const int64_t a = saturate_to_int64(floor((double)((T)p * bin)), -kMaxCoord, kMaxCoord, 0);
-  const int64_t b = saturate_to_int64(ceil((double)((T)(p + 1) * bin)), -kMaxCoord, kMaxCoord, 0);
+  const double offset_limit = 4611686018427387904.0;  // 2^62
+  const int64_t a = saturate_to_int64(floor((double)((T)p * bin)), -offset_limit, offset_limit, 0);
+  const int64_t b =
+      saturate_to_int64(ceil((double)((T)(p + 1) * bin)), -offset_limit, offset_limit, 0);
   *lo = min_of(max_of(a + start, (int64_t)0), limit);
   *hi = min_of(max_of(b + start, (int64_t)0), limit);
 }

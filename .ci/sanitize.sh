@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Sanitizer step: builds cyroi's extension with AddressSanitizer and
+# UndefinedBehaviorSanitizer in a scratch copy of the tree and a scratch venv,
+# then runs the CPU test suite (fuzz tests with validate=False included)
+# under it. Any report aborts the process that made it, so it fails a test
+# (subprocess tests see the abort too). Usage: bash .ci/sanitize.sh [pytest args]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/cyroi-asan.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# The working tree as git sees it (tracked and new files, no build outputs).
+(cd "$root" && git ls-files -z --cached --others --exclude-standard) |
+    (cd "$root" && xargs -0 cp --parents -t "$scratch")
+cd "$scratch"
+
+python3 -m venv venv
+. venv/bin/activate
+pip install -q "numpy>=1.21" "Cython>=3.0" setuptools wheel pytest hypothesis
+
+# -O3 as in a release build, so the sanitizers see the code users run.
+CYROI_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g" \
+    python setup.py -q build_ext -i > build.log 2>&1 || { cat build.log; exit 1; }
+
+# CPython is not built with ASan: preload the runtime; CPython's own
+# allocations go through malloc so ASan watches them too. Leak detection is
+# off because the interpreter deliberately leaks at exit (tests/test_leaks.py
+# checks cyroi's memory instead).
+export LD_PRELOAD=$(g++ -print-file-name=libasan.so)
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export PYTHONMALLOC=malloc
+export CYROI_SANITIZED=1
+# Fewer fuzz examples: everything runs 2-5x slower under the sanitizers.
+export CYROI_FUZZ_EXAMPLES=${CYROI_FUZZ_EXAMPLES:-150}
+# Left out: test_leaks.py (ASan's quarantine holds freed memory, so RSS
+# grows by design) and test_huge_tensors.py (8 GiB arrays under ASan's
+# allocator and shadow memory).
+python -m pytest -q -p no:cacheprovider --ignore=tests/test_leaks.py \
+    --ignore=tests/test_huge_tensors.py "$@" tests

@@ -1,0 +1,86 @@
+"""The ops as the framework adapters (cyroi.torch, .chainer, .mxnet, .jax)
+see them: a forward that also returns what its backward needs, and a
+stateless backward.
+
+Each adapter wraps every Op once into its framework's autograd machinery, so
+a new op reaches all frameworks as one Op here plus its public signature in
+each adapter. Arrays are whatever cyroi accepts (NumPy, CuPy, DLPack).
+"""
+from dataclasses import dataclass
+from typing import Callable, Tuple
+
+from . import _api, _checks
+
+
+def same_channels(channels, output_size):
+    return channels
+
+
+@dataclass(frozen=True)
+class Op:
+    """name: the adapters' registration name. params: (name, type) of the
+    op's scalar parameters, in cyroi's order and spelling.
+
+    forward(features, rois, output_size, params, *, layout, batch_indices,
+    validate) -> (out, argmax or None); backward(grad_output, rois,
+    input_shape, argmax, params, *, layout, batch_indices, validate) -> the
+    gradient of features. keeps_argmax(params): whether forward returns an
+    argmax. check(params) raises what the op raises for bad parameters, for
+    adapters that must fail before any array exists (JAX tracing).
+    pooled_channels(C, (PH, PW)): the output's channel count."""
+    name: str
+    params: Tuple[Tuple[str, type], ...]
+    forward: Callable
+    backward: Callable
+    keeps_argmax: Callable
+    check: Callable
+    pooled_channels: Callable = same_channels
+
+    def pooled_shape(self, features_shape, num_rois, output_size, layout="NCHW"):
+        """Shape of the output for `num_rois` RoIs of features_shape."""
+        if layout == "NCHW":
+            channels = self.pooled_channels(features_shape[1], output_size)
+            return (num_rois, channels, *output_size)
+        channels = self.pooled_channels(features_shape[3], output_size)
+        return (num_rois, *output_size, channels)
+
+
+def _roi_align_forward(features, rois, output_size, params, **options):
+    keep = params["mode"] == "max"
+    result = _api.roi_align(features, rois, output_size, **params, return_argmax=keep, **options)
+    return result if keep else (result, None)
+
+
+def _roi_align_backward(grad_output, rois, input_shape, argmax, params, **options):
+    return _api.roi_align_backward(grad_output, rois, input_shape, **params, argmax=argmax,
+                                   **options)
+
+
+def _roi_pool_forward(features, rois, output_size, params, **options):
+    return _api.roi_pool(features, rois, output_size, **params, return_argmax=True, **options)
+
+
+def _roi_pool_backward(grad_output, rois, input_shape, argmax, params, **options):
+    return _api.roi_pool_backward(grad_output, rois, argmax, input_shape, **options)
+
+
+def _check_align(params):
+    _checks.spatial_scale(params["spatial_scale"])
+    _checks.sampling_ratio(params["sampling_ratio"])
+    _checks.choice(params["mode"], "mode", _checks.MODES)
+
+
+def _check_pool(params):
+    _checks.spatial_scale(params["spatial_scale"])
+
+
+ROI_ALIGN = Op(
+    "roi_align",
+    params=(("spatial_scale", float), ("sampling_ratio", int), ("aligned", bool), ("mode", str)),
+    forward=_roi_align_forward, backward=_roi_align_backward,
+    keeps_argmax=lambda params: params["mode"] == "max", check=_check_align)
+
+ROI_POOL = Op(
+    "roi_pool", params=(("spatial_scale", float),),
+    forward=_roi_pool_forward, backward=_roi_pool_backward,
+    keeps_argmax=lambda params: True, check=_check_pool)

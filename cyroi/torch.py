@@ -1,0 +1,169 @@
+"""PyTorch adapter: drop-in replacements for torchvision.ops.
+
+    from cyroi.torch import roi_align, RoIAlign, roi_pool, RoIPool
+
+Same argument names, defaults and box formats as torchvision (Tensor[K, 5]
+[batch_index, x1, y1, x2, y2] or a list of Tensor[K_i, 4], one per image).
+Each op is a torch.library custom op (cyroi::roi_align, cyroi::roi_pool and
+their *_backward) with a fake implementation and autograd, so it works in
+eager mode, under autograd (float64 gradcheck) and in
+torch.compile(fullgraph=True). CPU tensors compute in cyroi's OpenMP loops,
+CUDA tensors in its CuPy kernels on the caller's current stream; either way
+tensors cross by DLPack, without copies.
+"""
+import contextlib
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.utils import _pair
+
+from . import _adapter_ops
+
+__all__ = ["roi_align", "RoIAlign", "roi_pool", "RoIPool"]
+
+_SCHEMA_TYPES = {float: "float", int: "int", bool: "bool", str: "str"}
+
+
+def _caller_stream(tensor):
+    """CuPy launches on torch's current stream for the tensor's device, so
+    the op is ordered with the caller's work without a synchronisation."""
+    if tensor.device.type != "cuda":
+        return contextlib.nullcontext()
+    import cupy
+    stream = torch.cuda.current_stream(tensor.device)
+    return cupy.cuda.ExternalStream(stream.cuda_stream, tensor.device.index)
+
+
+def _define(op):
+    """Registers cyroi::<name> -> (out, argmax) and cyroi::<name>_backward,
+    with fakes and autograd; returns the forward op. An op without an argmax
+    returns an empty one, so every op has the same two outputs."""
+    names = [name for name, _ in op.params]
+    params_schema = "".join(f", {_SCHEMA_TYPES[kind]} {name}" for name, kind in op.params)
+
+    @torch.library.custom_op(
+        f"cyroi::{op.name}", mutates_args=(),
+        schema=f"(Tensor features, Tensor rois, int[] output_size{params_schema}) "
+               "-> (Tensor, Tensor)")
+    def forward(features, rois, output_size, *values):
+        params = dict(zip(names, values))
+        with _caller_stream(features):
+            out, argmax = op.forward(features, rois, tuple(output_size), params)
+        if argmax is None:
+            argmax = features.new_empty((0,), dtype=torch.int64)
+        return out, argmax
+
+    @forward.register_fake
+    def _(features, rois, output_size, *values):
+        params = dict(zip(names, values))
+        op.check(params)  # under torch.compile, bad parameters fail while tracing
+        shape = op.pooled_shape(features.shape, rois.shape[0], tuple(output_size))
+        argmax_shape = shape if op.keeps_argmax(params) else (0,)
+        return features.new_empty(shape), features.new_empty(argmax_shape, dtype=torch.int64)
+
+    @torch.library.custom_op(
+        f"cyroi::{op.name}_backward", mutates_args=(),
+        schema=f"(Tensor grad_output, Tensor rois, Tensor argmax, SymInt[] input_shape"
+               f"{params_schema}) -> Tensor")
+    def backward(grad_output, rois, argmax, input_shape, *values):
+        params = dict(zip(names, values))
+        kept = argmax if op.keeps_argmax(params) else None
+        with _caller_stream(grad_output):
+            # The forward validated these RoIs.
+            return op.backward(grad_output, rois, tuple(input_shape), kept, params,
+                               validate=False)
+
+    @backward.register_fake
+    def _(grad_output, rois, argmax, input_shape, *values):
+        return grad_output.new_empty(input_shape)
+
+    def setup_context(ctx, inputs, output):
+        features, rois, _, *values = inputs
+        ctx.save_for_backward(rois, output[1])
+        ctx.input_shape = features.shape
+        ctx.values = values
+
+    def differentiate(ctx, grad_output, _grad_argmax):
+        rois, argmax = ctx.saved_tensors
+        grad = None
+        if ctx.needs_input_grad[0]:
+            grad = backward(grad_output, rois, argmax, list(ctx.input_shape), *ctx.values)
+        return (grad, None, None) + (None,) * len(ctx.values)
+
+    forward.register_autograd(differentiate, setup_context=setup_context)
+    return forward
+
+
+_roi_align = _define(_adapter_ops.ROI_ALIGN)
+_roi_pool = _define(_adapter_ops.ROI_POOL)
+
+
+def _roi_table(boxes):
+    """torchvision's box formats -> Tensor[K, 5] [batch_index, x1, y1, x2, y2]."""
+    if isinstance(boxes, Tensor):
+        return boxes
+    if not isinstance(boxes, (list, tuple)) or not all(isinstance(b, Tensor) for b in boxes):
+        raise TypeError("boxes must be a Tensor[K, 5] or a list of Tensor[K_i, 4]; "
+                        f"got {type(boxes).__name__}")
+    if not boxes:
+        raise ValueError("boxes is an empty list; give one Tensor[K_i, 4] per image")
+    for image, b in enumerate(boxes):
+        if b.dim() != 2 or b.shape[1] != 4:
+            raise ValueError(f"boxes[{image}] must have shape (K_{image}, 4); "
+                             f"got {tuple(b.shape)}")
+    index = [torch.full_like(b[:, :1], image) for image, b in enumerate(boxes)]
+    return torch.cat([torch.cat(index), torch.cat(boxes)], dim=1)
+
+
+def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False,
+              mode="avg"):
+    """torchvision.ops.roi_align, plus mode="max" (mmcv's max over the
+    bilinear samples). Returns Tensor[K, C, PH, PW]."""
+    out, _ = _roi_align(input, _roi_table(boxes), list(_pair(output_size)),
+                        float(spatial_scale), int(sampling_ratio), bool(aligned), mode)
+    return out
+
+
+def roi_pool(input, boxes, output_size, spatial_scale=1.0):
+    """torchvision.ops.roi_pool (Fast R-CNN max pooling). Returns
+    Tensor[K, C, PH, PW]."""
+    out, _ = _roi_pool(input, _roi_table(boxes), list(_pair(output_size)),
+                       float(spatial_scale))
+    return out
+
+
+class RoIAlign(nn.Module):
+    """torchvision.ops.RoIAlign; see roi_align."""
+
+    def __init__(self, output_size, spatial_scale, sampling_ratio, aligned=False, mode="avg"):
+        super().__init__()
+        self.output_size = output_size
+        self.spatial_scale = spatial_scale
+        self.sampling_ratio = sampling_ratio
+        self.aligned = aligned
+        self.mode = mode
+
+    def forward(self, input, rois):
+        return roi_align(input, rois, self.output_size, self.spatial_scale,
+                         self.sampling_ratio, self.aligned, self.mode)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(output_size={self.output_size}, "
+                f"spatial_scale={self.spatial_scale}, sampling_ratio={self.sampling_ratio}, "
+                f"aligned={self.aligned}, mode={self.mode!r})")
+
+
+class RoIPool(nn.Module):
+    """torchvision.ops.RoIPool; see roi_pool."""
+
+    def __init__(self, output_size, spatial_scale):
+        super().__init__()
+        self.output_size = output_size
+        self.spatial_scale = spatial_scale
+
+    def forward(self, input, rois):
+        return roi_pool(input, rois, self.output_size, self.spatial_scale)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(output_size={self.output_size}, "
+                f"spatial_scale={self.spatial_scale})")

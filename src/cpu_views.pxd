@@ -1,0 +1,59 @@
+# Typed memoryviews -> the C++ views of src/cpu_common.h, shared by the
+# Cython drivers. Memoryviews only, no NumPy C-API, so one build serves
+# NumPy 1 and 2.
+cimport cython
+from libc.stdint cimport int64_t
+
+from cpu_loops cimport Maps, Pooled, RoisByImage
+
+ctypedef fused real:
+    float
+    double
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline Maps[real] as_maps(const real[:, :, :, :] a):
+    cdef Maps[real] m
+    # No element to point at when a holds none (N = 0 beside RoIs that
+    # validate=False let through): the loops then only write empty outputs.
+    empty = a.shape[0] == 0 or a.shape[1] == 0 or a.shape[2] == 0 or a.shape[3] == 0
+    m.data = <real*>NULL if empty else <real*>&a[0, 0, 0, 0]
+    m.N, m.C, m.H, m.W = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
+    m.s.n, m.s.c = a.strides[0] // sizeof(real), a.strides[1] // sizeof(real)
+    m.s.h, m.s.w = a.strides[2] // sizeof(real), a.strides[3] // sizeof(real)
+    return m
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline Pooled[real] as_pooled(const real[:, :, :, :] a):
+    cdef Pooled[real] m
+    m.data = <real*>&a[0, 0, 0, 0]
+    m.K, m.C, m.PH, m.PW = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
+    m.s.n, m.s.c = a.strides[0] // sizeof(real), a.strides[1] // sizeof(real)
+    m.s.h, m.s.w = a.strides[2] // sizeof(real), a.strides[3] // sizeof(real)
+    return m
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline Pooled[int64_t] as_indices(const int64_t[:, :, :, :] a):
+    cdef Pooled[int64_t] m
+    m.data = NULL
+    if a is None:
+        return m
+    m.data = <int64_t*>&a[0, 0, 0, 0]
+    m.K, m.C, m.PH, m.PW = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
+    m.s.n, m.s.c = a.strides[0] // sizeof(int64_t), a.strides[1] // sizeof(int64_t)
+    m.s.h, m.s.w = a.strides[2] // sizeof(int64_t), a.strides[3] // sizeof(int64_t)
+    return m
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline RoisByImage as_groups(const int64_t[::1] order, const int64_t[::1] begin):
+    cdef RoisByImage g
+    g.order = &order[0] if order.shape[0] else NULL
+    g.begin = &begin[0]
+    return g

@@ -1,11 +1,14 @@
 """PyTorch adapter: drop-in replacements for torchvision.ops.
 
     from cyroi.torch import roi_align, RoIAlign, roi_pool, RoIPool
+    from cyroi.torch import ps_roi_align, PSRoIAlign, ps_roi_pool, PSRoIPool
+    from cyroi.torch import roi_align_rotated, RoIAlignRotated  # detectron2's
 
 Same argument names, defaults and box formats as torchvision (Tensor[K, 5]
-[batch_index, x1, y1, x2, y2] or a list of Tensor[K_i, 4], one per image).
-Each op is a torch.library custom op (cyroi::roi_align, cyroi::roi_pool and
-their *_backward) with a fake implementation and autograd, so it works in
+[batch_index, x1, y1, x2, y2] or a list of Tensor[K_i, 4], one per image;
+rotated boxes Tensor[K, 6] [batch_index, cx, cy, w, h, angle_degrees] or a
+list of Tensor[K_i, 5]). Each op is a torch.library custom op
+(cyroi::roi_align, cyroi::roi_pool, ... and their *_backward) with a fake implementation and autograd, so it works in
 eager mode, under autograd (float64 gradcheck) and in
 torch.compile(fullgraph=True). CPU tensors compute in cyroi's OpenMP loops,
 CUDA tensors in its CuPy kernels on the caller's current stream; either way
@@ -19,7 +22,8 @@ from torch.nn.modules.utils import _pair
 
 from . import _adapter_ops
 
-__all__ = ["roi_align", "RoIAlign", "roi_pool", "RoIPool"]
+__all__ = ["roi_align", "RoIAlign", "roi_pool", "RoIPool", "ps_roi_align", "PSRoIAlign",
+           "ps_roi_pool", "PSRoIPool", "roi_align_rotated", "RoIAlignRotated"]
 
 _SCHEMA_TYPES = {float: "float", int: "int", bool: "bool", str: "str"}
 
@@ -96,20 +100,23 @@ def _define(op):
 
 _roi_align = _define(_adapter_ops.ROI_ALIGN)
 _roi_pool = _define(_adapter_ops.ROI_POOL)
+_ps_roi_align = _define(_adapter_ops.PS_ROI_ALIGN)
+_ps_roi_pool = _define(_adapter_ops.PS_ROI_POOL)
+_roi_align_rotated = _define(_adapter_ops.ROI_ALIGN_ROTATED)
 
 
-def _roi_table(boxes):
-    """torchvision's box formats -> Tensor[K, 5] [batch_index, x1, y1, x2, y2]."""
+def _roi_table(boxes, columns=4):
+    """torchvision's box formats -> Tensor[K, 1 + columns] [batch_index, box...]."""
     if isinstance(boxes, Tensor):
         return boxes
     if not isinstance(boxes, (list, tuple)) or not all(isinstance(b, Tensor) for b in boxes):
-        raise TypeError("boxes must be a Tensor[K, 5] or a list of Tensor[K_i, 4]; "
-                        f"got {type(boxes).__name__}")
+        raise TypeError(f"boxes must be a Tensor[K, {columns + 1}] or a list of "
+                        f"Tensor[K_i, {columns}]; got {type(boxes).__name__}")
     if not boxes:
-        raise ValueError("boxes is an empty list; give one Tensor[K_i, 4] per image")
+        raise ValueError(f"boxes is an empty list; give one Tensor[K_i, {columns}] per image")
     for image, b in enumerate(boxes):
-        if b.dim() != 2 or b.shape[1] != 4:
-            raise ValueError(f"boxes[{image}] must have shape (K_{image}, 4); "
+        if b.dim() != 2 or b.shape[1] != columns:
+            raise ValueError(f"boxes[{image}] must have shape (K_{image}, {columns}); "
                              f"got {tuple(b.shape)}")
     index = [torch.full_like(b[:, :1], image) for image, b in enumerate(boxes)]
     return torch.cat([torch.cat(index), torch.cat(boxes)], dim=1)
@@ -130,6 +137,81 @@ def roi_pool(input, boxes, output_size, spatial_scale=1.0):
     out, _ = _roi_pool(input, _roi_table(boxes), list(_pair(output_size)),
                        float(spatial_scale))
     return out
+
+
+def ps_roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1):
+    """torchvision.ops.ps_roi_align (R-FCN). C must be divisible by PH*PW;
+    returns Tensor[K, C/(PH*PW), PH, PW]."""
+    out, _ = _ps_roi_align(input, _roi_table(boxes), list(_pair(output_size)),
+                           float(spatial_scale), int(sampling_ratio))
+    return out
+
+
+def ps_roi_pool(input, boxes, output_size, spatial_scale=1.0):
+    """torchvision.ops.ps_roi_pool (R-FCN). C must be divisible by PH*PW;
+    returns Tensor[K, C/(PH*PW), PH, PW]. Its gradient is the true gradient
+    of the forward; torchvision's backward reads one more row and column."""
+    out, _ = _ps_roi_pool(input, _roi_table(boxes), list(_pair(output_size)),
+                          float(spatial_scale))
+    return out
+
+
+def roi_align_rotated(input, rois, output_size, spatial_scale=1.0, sampling_ratio=-1,
+                      aligned=True, clockwise=False):
+    """detectron2's roi_align_rotated: rois Tensor[K, 6] [batch_index, cx, cy,
+    w, h, angle_degrees] (counter-clockwise unless clockwise=True) or a list
+    of Tensor[K_i, 5]. Returns Tensor[K, C, PH, PW]; gradients flow to input."""
+    out, _ = _roi_align_rotated(input, _roi_table(rois, columns=5), list(_pair(output_size)),
+                                float(spatial_scale), int(sampling_ratio), bool(aligned),
+                                bool(clockwise))
+    return out
+
+
+class _Pooler(nn.Module):
+    """A module calling `function` with its constructor's arguments, named
+    and printed as the wrapped framework names them."""
+    function = None
+    settings = ()
+
+    def __init__(self, *values):
+        super().__init__()
+        for name, value in zip(self.settings, values, strict=True):
+            setattr(self, name, value)
+
+    def forward(self, input, rois):
+        return type(self).function(input, rois, *(getattr(self, n) for n in self.settings))
+
+    def __repr__(self):
+        values = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.settings)
+        return f"{type(self).__name__}({values})"
+
+
+class PSRoIAlign(_Pooler):
+    """torchvision.ops.PSRoIAlign; see ps_roi_align."""
+    function = ps_roi_align
+    settings = ("output_size", "spatial_scale", "sampling_ratio")
+
+    def __init__(self, output_size, spatial_scale, sampling_ratio):
+        super().__init__(output_size, spatial_scale, sampling_ratio)
+
+
+class PSRoIPool(_Pooler):
+    """torchvision.ops.PSRoIPool; see ps_roi_pool."""
+    function = ps_roi_pool
+    settings = ("output_size", "spatial_scale")
+
+    def __init__(self, output_size, spatial_scale):
+        super().__init__(output_size, spatial_scale)
+
+
+class RoIAlignRotated(_Pooler):
+    """detectron2.layers.ROIAlignRotated; see roi_align_rotated."""
+    function = roi_align_rotated
+    settings = ("output_size", "spatial_scale", "sampling_ratio", "aligned", "clockwise")
+
+    def __init__(self, output_size, spatial_scale, sampling_ratio, aligned=True,
+                 clockwise=False):
+        super().__init__(output_size, spatial_scale, sampling_ratio, aligned, clockwise)
 
 
 class RoIAlign(nn.Module):

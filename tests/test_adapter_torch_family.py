@@ -112,7 +112,8 @@ def test_compile_fullgraph_forward_and_backward():
     def heads(x, rois, rotated):
         return (ct.ps_roi_align(x, rois, 2, 0.5, 2).sum()
                 + ct.ps_roi_pool(x, rois, (1, 2)).square().sum()
-                + ct.roi_align_rotated(x, rotated, 2, 0.5).sum())
+                + ct.roi_align_rotated(x, rotated, 2, 0.5).sum()
+                + ct.multiscale_roi_align([x, x[:, :, ::2, ::2]], rois, 2, [1, 0.5]).sum())
 
     compiled = torch.compile(heads, fullgraph=True)
     for k in (4, 2):  # a second RoI count exercises the fakes with another shape
@@ -130,3 +131,57 @@ def test_invalid_inputs():
         ct.ps_roi_align(x, torch.tensor(ROIS), 3)
     with pytest.raises(ValueError, match=r"boxes\[0\] must have shape \(K_0, 5\)"):
         ct.roi_align_rotated(x, [torch.tensor(ROIS)[:, 1:]], 2)
+
+
+PYRAMID = [RNG.standard_normal((2, 3, 16, 16)), RNG.standard_normal((2, 3, 8, 8))]
+IMAGE_BOXES = np.array([[0, 1, 1, 5, 5], [1, 2, 3, 10, 12], [0, 0, 0, 63, 50], [1, 20, 8, 4, 9]],
+                       float)
+SCALES = [1 / 4, 1 / 8]  # 64 x 64 images
+
+
+def test_fpn_cases_use_both_levels():
+    assert set(reference.fpn_levels(IMAGE_BOXES, SCALES, 16)) == {0, 1}
+
+
+@pytest.mark.parametrize("aligned", [False, True])
+def test_multiscale_matches_reference_forward_and_backward(aligned):
+    x = [torch.tensor(f, requires_grad=True) for f in PYRAMID]
+    out = ct.multiscale_roi_align(x, torch.tensor(IMAGE_BOXES), (2, 3), SCALES, 2, aligned, 16)
+    expected = reference.multiscale_roi_align(PYRAMID, IMAGE_BOXES, (2, 3), SCALES, 2, aligned,
+                                              16)
+    np.testing.assert_array_equal(out.detach().numpy(), expected)
+    g = np.random.default_rng(4).standard_normal(expected.shape)
+    out.backward(torch.tensor(g))
+    expected_grads = reference.multiscale_roi_align_backward(
+        g, IMAGE_BOXES, [f.shape for f in PYRAMID], (2, 3), SCALES, 2, aligned, 16)
+    for level, expected_grad in zip(x, expected_grads):
+        np.testing.assert_array_equal(level.grad.numpy(), expected_grad)
+
+
+def test_multiscale_gradcheck_and_registration():
+    x = [torch.tensor(f[:, :1], requires_grad=True) for f in PYRAMID]
+    rois = torch.tensor(IMAGE_BOXES)
+    assert torch.autograd.gradcheck(
+        lambda *f: ct.multiscale_roi_align(f, rois, 2, SCALES, 2, True, 16), tuple(x))
+    torch.library.opcheck(torch.ops.cyroi.multiscale_roi_align.default,
+                          (x, rois, [2, 2], SCALES, 2, False, 16.0, 4.0))
+
+
+def test_multiscale_module_as_torchvision():
+    """Scales inferred from the largest image (64 x 64), boxes per image,
+    aligned=False, the output in the order of the boxes."""
+    empty = inspect.Parameter.empty
+    assert described(ct.MultiScaleRoIAlign) == [
+        ("featmap_names", empty), ("output_size", empty), ("sampling_ratio", empty),
+        ("canonical_scale", 224), ("canonical_level", 4)]
+    pooler = ct.MultiScaleRoIAlign(["p2", "p3"], 2, 2, canonical_scale=16)
+    features = {"p3": torch.tensor(PYRAMID[1]), "p2": torch.tensor(PYRAMID[0]),
+                "unused": torch.zeros(1)}
+    boxes = [torch.tensor(IMAGE_BOXES[IMAGE_BOXES[:, 0] == i, 1:]) for i in range(2)]
+    out = pooler(features, boxes, [(64, 40), (50, 64)])
+    order = np.argsort(IMAGE_BOXES[:, 0], kind="stable")
+    expected = reference.multiscale_roi_align(PYRAMID, IMAGE_BOXES[order], (2, 2), SCALES, 2,
+                                              False, 16)
+    np.testing.assert_array_equal(out.numpy(), expected)
+    with pytest.raises(ValueError, match="different scales in height and width"):
+        pooler(features, boxes, [(64, 128)])

@@ -12,7 +12,7 @@ position_sensitive) plus cyroi's mode="avg"|"max". "cyroi_ps_roi_align"
 (pooled_size, spatial_scale) are cyroi's position-sensitive ops (as
 torchvision's; C divisible by PH*PW); "cyroi_roi_align_rotated" takes
 mx.nd.contrib.RROIAlign's (pooled_size, spatial_scale, sampling_ratio=-1)
-plus cyroi's aligned=True, clockwise=False, with rois (K, 6) [batch_index,
+plus cyroi's aligned=False (RROIAlign's choice), clockwise=False, with rois (K, 6) [batch_index,
 cx, cy, w, h, angle_degrees]. Inputs are data (N, C, H, W) and rois (K, 5)
 [batch_index, x1, y1, x2, y2], as MXNet's ops;
 usable through mx.nd.Custom, mx.sym.Custom and autograd. Arrays pass through
@@ -169,10 +169,10 @@ class PSRoIPoolProp(RoIPoolProp):
 @mx.operator.register("cyroi_roi_align_rotated")
 class RoIAlignRotatedProp(_PoolingProp):
     """op_type "cyroi_roi_align_rotated": mx.nd.contrib.RROIAlign's
-    arguments, plus aligned and clockwise."""
+    arguments and numbers (aligned=False), plus aligned and clockwise."""
     op = _adapter_ops.ROI_ALIGN_ROTATED
     arguments = {"pooled_size": None, "spatial_scale": None, "sampling_ratio": -1,
-                 "aligned": True, "clockwise": False}
+                 "aligned": False, "clockwise": False}
 
     @staticmethod
     def to_params(spatial_scale, sampling_ratio, aligned, clockwise):

@@ -21,9 +21,11 @@ CASES = [  # op_type, MXNet arguments, reference name, reference parameters, roi
     ("cyroi_ps_roi_pool", dict(pooled_size=(2, 1), spatial_scale=0.5),
      "ps_roi_pool", ((2, 1), 0.5), ROIS),
     ("cyroi_roi_align_rotated", dict(pooled_size=(2, 3), spatial_scale=1.0, sampling_ratio=2),
-     "roi_align_rotated", ((2, 3), 1.0, 2, True, False), ROTATED),
+     "roi_align_rotated", ((2, 3), 1.0, 2, False, False), ROTATED),
+    ("cyroi_roi_align_rotated", dict(pooled_size=(3, 2), spatial_scale=0.5, aligned=True),
+     "roi_align_rotated", ((3, 2), 0.5, -1, True, False), ROTATED),
     ("cyroi_roi_align_rotated", dict(pooled_size=(2, 2), spatial_scale=0.5, sampling_ratio=0,
-                                     aligned=False, clockwise=True),
+                                     clockwise=True),
      "roi_align_rotated", ((2, 2), 0.5, -1, False, True), ROTATED)]
 
 
@@ -41,6 +43,16 @@ def test_matches_reference(op_type, kwargs, name, params, rois, dtype):
     tolerance = dict(rtol=1e-13, atol=1e-15) if dtype == np.float64 else dict(rtol=0, atol=0)
     np.testing.assert_allclose(out, expected, **tolerance)
     np.testing.assert_allclose(grad, expected_grad, **tolerance)
+
+
+@pytest.mark.parametrize("kwargs", [dict(pooled_size=(2, 3), spatial_scale=1.0, sampling_ratio=2),
+                                    dict(pooled_size=(3, 3), spatial_scale=0.5)])
+def test_rotated_defaults_equal_mxnets_rroialign(kwargs):
+    """MXNet's RROIAlign: no half-pixel offset, counter-clockwise angles."""
+    x, rois = mx.nd.array(FEATURES, dtype="float64"), mx.nd.array(ROTATED, dtype="float64")
+    expected = mx.nd.contrib.RROIAlign(x, rois, **kwargs).asnumpy()
+    out = mx.nd.Custom(x, rois, op_type="cyroi_roi_align_rotated", **kwargs).asnumpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-14)
 
 
 def test_symbol_infers_position_sensitive_shape():

@@ -7,8 +7,8 @@ jax.grad and jax.vmap.
 Arguments as cyroi's own ops (rois (K, 5) or a list of per-image (K_i, 4);
 rotated (K, 6) or a list of (K_i, 5); layout "NCHW" or "NHWC"). The
 computation runs on the host in cyroi's CPU loops through jax.pure_callback;
-arrays on an accelerator are copied to the host and back. Gradients flow to features only. argmax stays internal
-(int32, as JAX's default integer).
+arrays on an accelerator are copied to the host and back. Gradients flow to
+features only. argmax stays internal (int32, as JAX's default integer).
 """
 import functools
 

@@ -117,7 +117,7 @@ def _scatter_backward(grad_output, batch, shape, layout, run):
     """Allocates a zeroed gradient of `shape` (NCHW order) in `layout` and
     lets run(grad_output_view, order, begin, grad_view) accumulate into it."""
     g = _logical(_as_compute(grad_output), layout)
-    grad, grad_view = _allocate(shape, layout, g.dtype, fill=0)
+    grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
     if grad.size and g.size:
         order, begin = _group_by_image(batch, shape[0])
         run(g, order, begin, grad_view)
@@ -246,7 +246,7 @@ def multiscale_roi_align_backward(grad_output, boxes, batch, shapes, scales, lev
                                   layout, deterministic=False):  # always deterministic here
     """One zero-initialised gradient per level; RoIs grouped by (level, image)."""
     g = _logical(_as_compute(grad_output), layout)
-    grads, views = zip(*(_allocate(shape, layout, g.dtype, fill=0) for shape in shapes))
+    grads, views = zip(*(_allocate(shape, layout, g.dtype, zeroed=True) for shape in shapes))
     if g.size and all(grad.size for grad in grads):
         level = _fpn_levels(boxes, canonical_scale, canonical_level, levels)
         images = shapes[0][0]

@@ -63,11 +63,23 @@ import resource
 import numpy as np
 resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
 import cyroi
-features = np.zeros((1, 1, 6, 6), np.float32)
+RATIO = 2**31 - 1
+f = np.zeros((1, 4, 6, 6), np.float32)
 rois = np.array([[0, 0.5, 0.5, 4.5, 4.5]], np.float32)
-for call in (lambda: cyroi.roi_align(features, rois, 1, 1.0, 2**31 - 1),
-             lambda: cyroi.roi_align_backward(np.ones((1, 1, 1, 1), np.float32), rois,
-                                              (1, 1, 6, 6), 1.0, 2**31 - 1)):
+rotated = np.array([[0, 2.5, 2.5, 4.0, 4.0, 30.0]], np.float32)
+g1, g2 = np.ones((1, 4, 1, 1), np.float32), np.ones((1, 1, 2, 2), np.float32)
+calls = [
+    lambda: cyroi.roi_align(f, rois, 1, 1.0, RATIO),
+    lambda: cyroi.roi_align_backward(g1, rois, f.shape, 1.0, RATIO),
+    lambda: cyroi.roi_align_backward(g1, rois, f.shape, 1.0, RATIO, need_rois_grad=True,
+                                     features=f),
+    lambda: cyroi.ps_roi_align(f, rois, 2, 1.0, RATIO),
+    lambda: cyroi.ps_roi_align_backward(g2, rois, f.shape, 1.0, RATIO),
+    lambda: cyroi.roi_align_rotated(f, rotated, 1, 1.0, RATIO),
+    lambda: cyroi.roi_align_rotated_backward(g1, rotated, f.shape, 1.0, RATIO),
+    lambda: cyroi.multiscale_roi_align([f], rois, 1, [1.0], RATIO),
+]
+for call in calls:
     try:
         call()
     except MemoryError:
@@ -81,11 +93,12 @@ def test_allocation_failure_is_a_memory_error_not_an_abort():
     """sampling_ratio 2^31 - 1 on a box inside the map puts 2^31 samples per
     side on it; their table cannot be allocated (here under a 4 GiB
     address-space limit). That must raise MemoryError in Python, not escape
-    the OpenMP loop as a C++ exception (std::terminate, abort)."""
+    the OpenMP loop as a C++ exception (std::terminate, abort). Every op
+    with a sampling ratio."""
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(ALLOCATION_FAILURE)],
                             cwd=fuzz.ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split() == ["MemoryError", "MemoryError"]
+    assert result.stdout.split() == ["MemoryError"] * 8
 
 
 @pytest.mark.parametrize("entry", [e.name for e in ENTRY_POINTS if e.family.name == "roi_pool"])

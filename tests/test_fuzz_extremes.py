@@ -61,7 +61,7 @@ def test_sampling_ratio_saturates_like_the_adaptive_grid(entry, mode, ratio):
 ALLOCATION_FAILURE = """
 import resource
 import numpy as np
-resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 import cyroi
 RATIO = 2**31 - 1
 f = np.zeros((1, 4, 6, 6), np.float32)
@@ -91,7 +91,7 @@ for call in calls:
                     reason="ASan maps terabytes of shadow memory: no address-space limit applies")
 def test_allocation_failure_is_a_memory_error_not_an_abort():
     """sampling_ratio 2^31 - 1 on a box inside the map puts 2^31 samples per
-    side on it; their table cannot be allocated (here under a 4 GiB
+    side on it; their table cannot be allocated (here under a 2 GiB
     address-space limit). That must raise MemoryError in Python, not escape
     the OpenMP loop as a C++ exception (std::terminate, abort). Every op
     with a sampling ratio."""

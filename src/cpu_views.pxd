@@ -15,7 +15,9 @@ ctypedef fused real:
 @cython.wraparound(False)
 cdef inline Maps[real] as_maps(const real[:, :, :, :] a):
     cdef Maps[real] m
-    m.data = <real*>&a[0, 0, 0, 0]
+    # No images (N = 0, reachable with validate=False): no first element to
+    # point at, and the loops read none (every batch index is invalid).
+    m.data = <real*>&a[0, 0, 0, 0] if a.shape[0] else NULL
     m.N, m.C, m.H, m.W = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
     m.s.n, m.s.c = a.strides[0] // sizeof(real), a.strides[1] // sizeof(real)
     m.s.h, m.s.w = a.strides[2] // sizeof(real), a.strides[3] // sizeof(real)

@@ -113,3 +113,14 @@ def test_roi_pool_box_spanning_past_the_rounding_limit(entry, dtype):
         recipe = Recipe(entry, dtype=dtype, shape=(2, 2, 5, 4), boxes=boxes,
                         output_size=size, spatial_scale=1e30)
         assert check_recipe(recipe) == "compared"
+
+
+@pytest.mark.parametrize("entry", [e.name for e in ENTRY_POINTS if e.takes_validate])
+def test_no_images_with_validate_off_gives_zeros(entry):
+    """N = 0 images and RoIs pointing at them under validate=False: every
+    RoI has an invalid batch index, so every output is 0 (fuzz.check
+    asserts it). The loops once asked an empty view for its first element
+    (IndexError)."""
+    recipe = Recipe(entry, shape=(0, 3, 5, 6), validate=False,
+                    boxes=((0, 1.0, 1.0, 3.0, 4.0), (2, 0.0, 0.0, 5.0, 5.0)))
+    assert check_recipe(recipe) != "rejected"

@@ -1,7 +1,7 @@
 """RoIs in the SPEC's three forms -> (boxes (K, B) float, batch (K,) int64)."""
 import numpy as np
 
-from ._arrays import import_like
+from ._arrays import aligned_array, import_like
 from ._checks import is_floating
 
 
@@ -45,6 +45,10 @@ def _is_per_image_list(rois):
     return isinstance(rois, (list, tuple)) and all(hasattr(item, "shape") for item in rois)
 
 
+def _aligned(array, xp):
+    return aligned_array(array) if xp is np else array  # CuPy arrays are always aligned
+
+
 def normalize(rois, batch_indices, num_images, backend, compute_dtype, validate,
               box_columns=4):
     """Returns C-contiguous boxes (K, box_columns) in compute_dtype and an
@@ -84,10 +88,10 @@ def normalize(rois, batch_indices, num_images, backend, compute_dtype, validate,
         if low < 0 or high >= num_images:
             raise ValueError(f"batch index must be in [0, {num_images}); got values in "
                              f"[{low}, {high}]")
-    boxes = xp.ascontiguousarray(boxes, dtype=compute_dtype)
+    boxes = _aligned(xp.ascontiguousarray(boxes, dtype=compute_dtype), xp)
     if validate and not bool(xp.all(xp.isfinite(boxes))):
         raise ValueError("rois box coordinates must be finite; got NaN or inf")
-    return boxes, xp.ascontiguousarray(batch)
+    return boxes, _aligned(xp.ascontiguousarray(batch), xp)
 
 
 def gradient_like(grad_boxes, rois, batch_indices, backend):

@@ -11,8 +11,9 @@ from . import _cpu_ext, _cpu_family
 from ._arrays import aligned_array
 from ._threads import get_num_threads
 
-# Channels per work item: enough to reuse each RoI's sample taps, few enough
-# that (RoI, block) pairs keep every thread busy.
+# Channels per work item of the family loops (roi_align and roi_pool pick
+# their own blocks in C++): enough to reuse each RoI's sample taps, few
+# enough that (RoI, block) pairs keep every thread busy.
 CHANNEL_BLOCK = 32
 
 
@@ -55,12 +56,13 @@ def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, align
     x = _logical(_as_compute(features), layout)
     out, out_view = _allocate((len(boxes), x.shape[1], *size), layout, x.dtype)
     argmax = argmax_view = None
-    if mode == "max":
+    if want_argmax:
         argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
     if out.size:
-        _cpu_ext.roi_align_forward(x, boxes, batch, out_view, argmax_view, scale, sampling_ratio,
-                                   aligned, mode == "max", CHANNEL_BLOCK, get_num_threads())
-    return out.astype(features.dtype, copy=False), argmax if want_argmax else None
+        _cpu_ext.roi_align_forward(x, boxes, batch, out_view, argmax_view,
+                                   scale, sampling_ratio, aligned, mode == "max",
+                                   get_num_threads())
+    return out.astype(features.dtype, copy=False), argmax
 
 
 def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned, mode,
@@ -68,21 +70,22 @@ def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, 
     g = _logical(_as_compute(grad_output), layout)
     grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
     if grad.size and g.size:
-        order, begin = _group_by_image(batch, shape[0])
         argmax_view = _logical(aligned_array(argmax), layout) if mode == "max" else None
-        _cpu_ext.roi_align_backward(g, boxes, order, begin, argmax_view, grad_view, scale,
-                                    sampling_ratio, aligned, mode == "max", CHANNEL_BLOCK,
+        _cpu_ext.roi_align_backward(g, boxes, batch, argmax_view, grad_view,
+                                    scale, sampling_ratio, aligned, mode == "max",
                                     get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)
 
 
-def roi_pool_forward(features, boxes, batch, size, scale, layout):
+def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax):
     x = _logical(_as_compute(features), layout)
     out, out_view = _allocate((len(boxes), x.shape[1], *size), layout, x.dtype)
-    argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
+    argmax = argmax_view = None
+    if want_argmax:
+        argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
     if out.size:
-        _cpu_ext.roi_pool_forward(x, boxes, batch, out_view, argmax_view, scale, CHANNEL_BLOCK,
-                                  get_num_threads())
+        _cpu_ext.roi_pool_forward(x, boxes, batch, out_view, argmax_view,
+                                  scale, get_num_threads())
     return out.astype(features.dtype, copy=False), argmax
 
 
@@ -90,10 +93,8 @@ def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=F
     g = _logical(_as_compute(grad_output), layout)
     grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
     if grad.size and g.size:
-        order, begin = _group_by_image(batch, shape[0])
-        argmax_view = _logical(aligned_array(argmax), layout)
-        _cpu_ext.roi_pool_backward(g, order, begin, argmax_view, grad_view, CHANNEL_BLOCK,
-                                   get_num_threads())
+        _cpu_ext.roi_pool_backward(g, batch, _logical(aligned_array(argmax), layout),
+                                   grad_view, get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)
 
 

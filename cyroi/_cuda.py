@@ -275,7 +275,8 @@ def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, 
         return grad.result()
 
 
-def roi_pool_forward(features, boxes, batch, size, scale, layout):
+def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax=True):
+    # The kernel writes the argmax either way; want_argmax matters to the CPU.
     xp = _array_module(features)
     view = _view(features, layout)
     acc = compute_dtype(features.dtype).type
@@ -284,7 +285,7 @@ def roi_pool_forward(features, boxes, batch, size, scale, layout):
         argmax = xp.empty(out.shape, np.int64)
         launch("roi_pool_forward", out.size, features, *view, boxes, batch, np.int64(len(boxes)),
                *map(np.int64, size), acc(scale), *_flags(layout == "NHWC"), out, argmax)
-    return out, argmax
+    return out, argmax if want_argmax else None
 
 
 def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=False):

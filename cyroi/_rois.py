@@ -4,6 +4,10 @@ import numpy as np
 from ._arrays import aligned_array, import_like
 from ._checks import is_floating
 
+_FRACTIONAL = ("rois[:, 0] (batch index) must hold integers; got fractional or non-finite "
+               "values")
+_NONFINITE = "rois box coordinates must be finite; got NaN or inf"
+
 
 def _array_module(backend):
     if backend.name == "numpy":
@@ -34,11 +38,48 @@ def _per_image_list(rois, box_columns, backend, xp):
 
 def _batch_column(column, xp, validate):
     if validate and not bool(xp.all(column == xp.floor(column))):
-        raise ValueError("rois[:, 0] (batch index) must hold integers; got fractional or "
-                         "non-finite values")
+        raise ValueError(_FRACTIONAL)
     with np.errstate(invalid="ignore"):
         # Unchecked NaN/inf become out-of-range indices, which read as zeros.
         return xp.where(xp.isfinite(column), column, -1).astype(xp.int64)
+
+
+def _scan_numpy(table, first, columns, batch, compute_dtype):
+    """The compiled one-pass form of _finish's conversions and checks for a
+    NumPy float32/float64 table (what small calls are made of)."""
+    from . import _cpu_ext
+    boxes = np.empty((table.shape[0], columns), compute_dtype)
+    with_index = batch is None
+    if with_index:
+        batch = np.empty(table.shape[0], np.int64)
+    fractional, low, high, nonfinite = _cpu_ext.scan_rois(aligned_array(table), first, boxes, batch,
+                                                              with_index)
+    return boxes, batch, fractional, low, high, nonfinite
+
+
+def _finish(table, first, columns, batch, num_images, compute_dtype, validate, xp):
+    """Boxes = table[:, first : first + columns] as C-contiguous compute_dtype
+    and the int64 batch index (from column 0 of table when batch is None),
+    checked in the SPEC's order when validate."""
+    if xp is np and table.dtype in (np.float32, np.float64):
+        boxes, batch, fractional, low, high, nonfinite = _scan_numpy(table, first, columns, batch,
+                                                                     compute_dtype)
+    else:
+        fractional = low = high = nonfinite = None  # checked lazily: CuPy syncs per check
+        if batch is None:
+            batch = _batch_column(table[:, 0].astype(xp.float64), xp, validate)
+        boxes = xp.ascontiguousarray(table[:, first:first + columns], dtype=compute_dtype)
+    if validate and fractional:
+        raise ValueError(_FRACTIONAL)
+    if validate and batch.size:
+        if low is None:
+            low, high = int(batch.min()), int(batch.max())
+        if low < 0 or high >= num_images:
+            raise ValueError(f"batch index must be in [0, {num_images}); got values in "
+                             f"[{low}, {high}]")
+    if validate and (nonfinite or (nonfinite is None and not bool(xp.all(xp.isfinite(boxes))))):
+        raise ValueError(_NONFINITE)
+    return _aligned(boxes, xp), _aligned(xp.ascontiguousarray(batch), xp)
 
 
 def _is_per_image_list(rois):
@@ -60,38 +101,28 @@ def normalize(rois, batch_indices, num_images, backend, compute_dtype, validate,
         if validate and len(rois) > num_images:
             raise ValueError(f"rois is a list of {len(rois)} per-image arrays but features "
                              f"hold {num_images} images")
-        boxes, batch = _per_image_list(rois, box_columns, backend, xp)
-    else:
-        table = _numeric(import_like(rois, "rois", backend), "rois")
-        with_index = box_columns + 1
-        if batch_indices is None:
-            if table.ndim != 2 or table.shape[1] != with_index:
-                raise ValueError(
-                    f"rois must have shape (K, {with_index}) [batch_index, ...], or be "
-                    f"(K, {box_columns}) with batch_indices=, or a list of (K_i, "
-                    f"{box_columns}) arrays; got shape {tuple(table.shape)}")
-            boxes = table[:, 1:]
-            batch = _batch_column(table[:, 0].astype(xp.float64), xp, validate)
-        else:
-            if table.ndim != 2 or table.shape[1] != box_columns:
-                raise ValueError(f"rois must have shape (K, {box_columns}) when batch_indices "
-                                 f"is given; got {tuple(table.shape)}")
-            index = import_like(batch_indices, "batch_indices", backend)
-            if index.dtype.kind not in "iu":
-                raise TypeError(f"batch_indices must be integers; got dtype {index.dtype}")
-            if index.shape != (table.shape[0],):
-                raise ValueError(f"batch_indices must have shape ({table.shape[0]},); "
-                                 f"got {tuple(index.shape)}")
-            boxes, batch = table, index.astype(xp.int64)
-    if validate and batch.size:
-        low, high = int(batch.min()), int(batch.max())
-        if low < 0 or high >= num_images:
-            raise ValueError(f"batch index must be in [0, {num_images}); got values in "
-                             f"[{low}, {high}]")
-    boxes = _aligned(xp.ascontiguousarray(boxes, dtype=compute_dtype), xp)
-    if validate and not bool(xp.all(xp.isfinite(boxes))):
-        raise ValueError("rois box coordinates must be finite; got NaN or inf")
-    return boxes, _aligned(xp.ascontiguousarray(batch), xp)
+        table, batch = _per_image_list(rois, box_columns, backend, xp)
+        return _finish(table, 0, box_columns, batch, num_images, compute_dtype, validate, xp)
+    table = _numeric(import_like(rois, "rois", backend), "rois")
+    with_index = box_columns + 1
+    if batch_indices is None:
+        if table.ndim != 2 or table.shape[1] != with_index:
+            raise ValueError(
+                f"rois must have shape (K, {with_index}) [batch_index, ...], or be "
+                f"(K, {box_columns}) with batch_indices=, or a list of (K_i, "
+                f"{box_columns}) arrays; got shape {tuple(table.shape)}")
+        return _finish(table, 1, box_columns, None, num_images, compute_dtype, validate, xp)
+    if table.ndim != 2 or table.shape[1] != box_columns:
+        raise ValueError(f"rois must have shape (K, {box_columns}) when batch_indices "
+                         f"is given; got {tuple(table.shape)}")
+    index = import_like(batch_indices, "batch_indices", backend)
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"batch_indices must be integers; got dtype {index.dtype}")
+    if index.shape != (table.shape[0],):
+        raise ValueError(f"batch_indices must have shape ({table.shape[0]},); "
+                         f"got {tuple(index.shape)}")
+    return _finish(table, 0, box_columns, index.astype(xp.int64), num_images, compute_dtype,
+                   validate, xp)
 
 
 def gradient_like(grad_boxes, rois, batch_indices, backend):

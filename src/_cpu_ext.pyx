@@ -1,17 +1,18 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""Parallel drivers of the CPU loops: spread work items over OpenMP threads.
+"""Entry points of the CPU loops (src/cpu_*.h), which spread their work over
+OpenMP threads themselves, and the one-pass RoI scan of cyroi._rois.
 
 Arrays arrive already validated and allocated by cyroi._cpu (any strides;
-outputs and gradients zero-initialised where they accumulate). Typed
-memoryviews only, no NumPy C-API, so one build serves NumPy 1 and 2.
+gradients zero-initialised). Typed memoryviews only, no NumPy C-API, so one
+build serves NumPy 1 and 2. The GIL is released while the loops run.
 """
-from cython.parallel cimport prange
-from libc.stdint cimport int64_t
+from libc.math cimport floor, isfinite
+from libc.stdint cimport INT64_MIN, int64_t
 
-from cpu_loops cimport (AlignParams, Maps, PoolParams, Pooled, RoisByImage,
-                        roi_align_backward_item, roi_align_forward_item,
-                        roi_pool_backward_item, roi_pool_forward_item)
-from cpu_views cimport as_groups, as_indices, as_maps, as_pooled, real
+from cpu_loops cimport (AlignParams, Maps, PoolParams, Pooled, roi_align_backward as
+                        align_backward, roi_align_forward as align_forward,
+                        roi_pool_backward as pool_backward, roi_pool_forward as pool_forward)
+from cpu_views cimport as_indices, as_maps, as_pooled, real
 
 cdef extern from "omp.h":
     int omp_get_max_threads() nogil
@@ -25,71 +26,89 @@ def max_threads():
 def roi_align_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
                       const int64_t[::1] batch, real[:, :, :, :] out,
                       int64_t[:, :, :, :] argmax, double scale, int64_t sampling_ratio,
-                      bint aligned, bint max_mode, int64_t channel_block, int num_threads):
+                      bint aligned, bint max_mode, int num_threads):
     cdef Maps[real] f = as_maps(features)
     cdef Pooled[real] o = as_pooled(out)
     cdef Pooled[int64_t] a = as_indices(argmax)
     cdef AlignParams[real] p
     p.scale, p.pooled_h, p.pooled_w = <real>scale, out.shape[2], out.shape[3]
     p.sampling_ratio, p.aligned, p.max_mode = sampling_ratio, aligned, max_mode
-    cdef int64_t blocks = (f.C + channel_block - 1) // channel_block
-    cdef int64_t item, k, c0
-    for item in prange(boxes.shape[0] * blocks, nogil=True, schedule="static",
-                       num_threads=num_threads):
-        k = item // blocks
-        c0 = (item % blocks) * channel_block
-        roi_align_forward_item(f, &boxes[k, 0], batch[k], p, k, c0,
-                               min(c0 + channel_block, f.C), o, a)
+    with nogil:
+        align_forward(f, &boxes[0, 0], &batch[0], boxes.shape[0], p, o, a, num_threads)
 
 
 def roi_align_backward(const real[:, :, :, :] grad_out, const real[:, ::1] boxes,
-                       const int64_t[::1] order, const int64_t[::1] begin,
-                       const int64_t[:, :, :, :] argmax, real[:, :, :, :] grad,
-                       double scale, int64_t sampling_ratio, bint aligned, bint max_mode,
-                       int64_t channel_block, int num_threads):
+                       const int64_t[::1] batch, const int64_t[:, :, :, :] argmax,
+                       real[:, :, :, :] grad, double scale, int64_t sampling_ratio,
+                       bint aligned, bint max_mode, int num_threads):
     cdef Maps[real] g = as_maps(grad)
     cdef Pooled[real] go = as_pooled(grad_out)
     cdef Pooled[int64_t] a = as_indices(argmax)
-    cdef RoisByImage rois = as_groups(order, begin)
     cdef AlignParams[real] p
     p.scale, p.pooled_h, p.pooled_w = <real>scale, grad_out.shape[2], grad_out.shape[3]
     p.sampling_ratio, p.aligned, p.max_mode = sampling_ratio, aligned, max_mode
-    cdef int64_t blocks = (g.C + channel_block - 1) // channel_block
-    cdef int64_t item, c0
-    for item in prange(g.N * blocks, nogil=True, schedule="static", num_threads=num_threads):
-        c0 = (item % blocks) * channel_block
-        roi_align_backward_item(g, go, &boxes[0, 0], rois, p, a, item // blocks, c0,
-                                min(c0 + channel_block, g.C))
+    with nogil:
+        align_backward(g, go, &boxes[0, 0], &batch[0], p, a, num_threads)
 
 
 def roi_pool_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
                      const int64_t[::1] batch, real[:, :, :, :] out,
-                     int64_t[:, :, :, :] argmax, double scale, int64_t channel_block,
-                     int num_threads):
+                     int64_t[:, :, :, :] argmax, double scale, int num_threads):
     cdef Maps[real] f = as_maps(features)
     cdef Pooled[real] o = as_pooled(out)
     cdef Pooled[int64_t] a = as_indices(argmax)
     cdef PoolParams[real] p
     p.scale, p.pooled_h, p.pooled_w = <real>scale, out.shape[2], out.shape[3]
-    cdef int64_t blocks = (f.C + channel_block - 1) // channel_block
-    cdef int64_t item, k, c0
-    for item in prange(boxes.shape[0] * blocks, nogil=True, schedule="static",
-                       num_threads=num_threads):
-        k = item // blocks
-        c0 = (item % blocks) * channel_block
-        roi_pool_forward_item(f, &boxes[k, 0], batch[k], p, k, c0,
-                              min(c0 + channel_block, f.C), o, a)
+    with nogil:
+        pool_forward(f, &boxes[0, 0], &batch[0], boxes.shape[0], p, o, a, num_threads)
 
 
-def roi_pool_backward(const real[:, :, :, :] grad_out, const int64_t[::1] order,
-                      const int64_t[::1] begin, const int64_t[:, :, :, :] argmax,
-                      real[:, :, :, :] grad, int64_t channel_block, int num_threads):
+def roi_pool_backward(const real[:, :, :, :] grad_out, const int64_t[::1] batch,
+                      const int64_t[:, :, :, :] argmax, real[:, :, :, :] grad,
+                      int num_threads):
     cdef Maps[real] g = as_maps(grad)
     cdef Pooled[real] go = as_pooled(grad_out)
     cdef Pooled[int64_t] a = as_indices(argmax)
-    cdef RoisByImage rois = as_groups(order, begin)
-    cdef int64_t blocks = (g.C + channel_block - 1) // channel_block
-    cdef int64_t item, c0
-    for item in prange(g.N * blocks, nogil=True, schedule="static", num_threads=num_threads):
-        c0 = (item % blocks) * channel_block
-        roi_pool_backward_item(g, go, rois, a, item // blocks, c0, min(c0 + channel_block, g.C))
+    with nogil:
+        pool_backward(g, go, &batch[0], a, num_threads)
+
+
+ctypedef fused coord:
+    float
+    double
+
+
+def scan_rois(const coord[:, :] table, Py_ssize_t first, real[:, ::1] boxes,
+              int64_t[::1] batch, bint with_index):
+    """One pass over a (K, B) table of RoIs for cyroi._rois: converts the box
+    columns [first, first + boxes.shape[1]) into `boxes` and, with_index, the
+    batch column 0 into `batch` as NumPy's cast does on x86-64 after NaN and
+    inf became -1 (integral values kept, out of int64 range -> INT64_MIN).
+    Returns (fractional, low, high, nonfinite): whether column 0 held a
+    fractional or NaN value, the range of `batch` (K > 0), and whether a
+    converted box coordinate is not finite."""
+    cdef Py_ssize_t k, j, rois = boxes.shape[0], columns = boxes.shape[1]
+    cdef bint fractional = False, nonfinite = False
+    cdef int64_t low = 0, high = 0
+    cdef double v
+    cdef real converted
+    with nogil:
+        for k in range(rois):
+            if with_index:
+                v = table[k, 0]
+                fractional = fractional or v != floor(v)
+                if not isfinite(v):
+                    batch[k] = -1
+                elif -9.2233720368547758e18 <= v < 9.2233720368547758e18:
+                    batch[k] = <int64_t>v
+                else:
+                    batch[k] = INT64_MIN
+            if k == 0 or batch[k] < low:
+                low = batch[k]
+            if k == 0 or batch[k] > high:
+                high = batch[k]
+            for j in range(columns):
+                converted = <real>table[k, first + j]
+                boxes[k, j] = converted
+                nonfinite = nonfinite or not isfinite(converted)
+    return fractional, low, high, nonfinite

@@ -16,29 +16,27 @@ void roi_align_rois_grad_item(const Maps<T>& f, const Pooled<T>& grad_out, const
                               int64_t n, const AlignParams<T>& p, int64_t k, T* grad_box) {
   for (int j = 0; j < 4; ++j) grad_box[j] = 0;
   if (n < 0 || n >= f.N) return;
-  const AlignBox<T> b =
-      align_box(box, p.scale, p.aligned, p.pooled_h, p.pooled_w, p.sampling_ratio);
-  std::vector<AxisSamples<T>> xs(p.pooled_w);
-  for (int64_t pw = 0; pw < p.pooled_w; ++pw)
-    xs[pw].compute(b.start_x, b.bin_w, pw, b.grid_w, f.W);
-  AxisSamples<T> ys;
+  RoiSamples<T> samples;
+  samples.compute(box, p, f.H, f.W);
+  const AlignBox<T>& b = samples.box;
+  const AxisGrid<T>& ys = samples.ys;
+  const AxisGrid<T>& xs = samples.xs;
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
-    ys.compute(b.start_y, b.bin_h, ph, b.grid_h, f.H);
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
-      for (size_t j = 0; j < ys.taps.size(); ++j) {
-        const int64_t iy = ys.first + (int64_t)j;
+      for (int64_t j = 0; j < ys.count(ph); ++j) {
+        const int64_t iy = ys.first[ph] + j;
         const T slope_y = axis_slope(sample_coord(b.start_y, b.bin_h, ph, iy, b.grid_h));
         T dy_start, dy_end;
         align_sample_motion(p.scale, b.fixed_h, grid_fraction<T>(ph, iy, b.grid_h, p.pooled_h),
                             &dy_start, &dy_end);
-        for (size_t i = 0; i < xs[pw].taps.size(); ++i) {
-          const int64_t ix = xs[pw].first + (int64_t)i;
+        for (int64_t i = 0; i < xs.count(pw); ++i) {
+          const int64_t ix = xs.first[pw] + i;
           const T slope_x = axis_slope(sample_coord(b.start_x, b.bin_w, pw, ix, b.grid_w));
           T dx_start, dx_end;
           align_sample_motion(p.scale, b.fixed_w,
                               grid_fraction<T>(pw, ix, b.grid_w, p.pooled_w), &dx_start, &dx_end);
-          const AxisTap<T>& ty = ys.taps[j];
-          const AxisTap<T>& tx = xs[pw].taps[i];
+          const AxisTap<T>& ty = ys.of(ph)[j];
+          const AxisTap<T>& tx = xs.of(pw)[i];
           const Taps<T> t = combine_taps(ty, tx, f.s.h, f.s.w);
           T sum_y = 0, sum_x = 0;
           for (int64_t c = 0; c < f.C; ++c) {

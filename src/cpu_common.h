@@ -1,6 +1,37 @@
-// Shapes and strides passed from Cython to the CPU loops.
+// Shapes, strides, channel blocks and the OpenMP work loop shared by the CPU
+// loops.
+//
+// Every loop runs over channel blocks: one image's channels [c0, c0 + width)
+// seen as an (H, W, width) window. Inside a block the loop over channels is
+// the innermost one and runs over adjacent elements whenever it can (NHWC
+// input, or an NCHW block first copied channels-last), so the C compiler
+// vectorises it; the per-sample geometry is computed once per block.
+// Vectorising changes no result: every channel still sees the same operations
+// in the same order (the build keeps -ffp-contract=off: no fused multiply-add).
 #pragma once
+#include <math.h>
 #include <stdint.h>
+
+#include <algorithm>
+#include <exception>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#include <xmmintrin.h>
+#endif
+#include <type_traits>
+#include <vector>
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+// The wheel targets any x86-64; the hot loops also get AVX2 and AVX-512
+// clones, picked at load time by the CPU. No exception may leave a clone
+// (GCC aborts instead of unwinding through it): the clones allocate
+// nothing, their callers prepare every buffer.
+#define CYROI_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define CYROI_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define CYROI_SIMD_CLONES
+#define CYROI_ALWAYS_INLINE inline
+#endif
 
 namespace cyroi {
 
@@ -28,11 +59,315 @@ template <typename T> struct Pooled {
   }
 };
 
+// Channels [c0, c0 + width) of one image as an (H, W, width) window. Dense
+// blocks (sc == 1) are what the vectorised loops are for.
+template <typename T> struct ChannelBlock {
+  T* data;
+  int64_t sh, sw, sc, width;
+};
+
+// Channels handled as one SIMD chunk: a 64-byte line (one AVX-512 register,
+// two AVX2 or four SSE2 registers).
+template <typename T> struct Lanes {
+  static constexpr int64_t value = 64 / sizeof(T);
+};
+
+// A divisor and, when it is a power of two, its exact inverse: then x / d
+// and x * (1 / d) are the same number (both round the same exact quotient),
+// and a multiply vectorises far better than a divide.
+template <typename T> struct Divisor {
+  T value, inverse;
+  bool exact_inverse;
+  explicit Divisor(T d) : value(d), inverse((T)1 / d) {
+    int exponent;
+    exact_inverse = d > 0 && frexp((double)d, &exponent) == 0.5;
+  }
+};
+
+// Integer type as wide as T, for argmax lanes that blend beside T lanes.
+template <typename T>
+using LaneIndex = typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type;
+
+// One step of a running first maximum: `where` moves to `index` only if
+// `value` is strictly greater. Written as an unconditional max and bit
+// blend: the plain conditional form compiles to masked stores behind an
+// unpredictable branch.
+template <typename T, typename Index>
+CYROI_ALWAYS_INLINE void keep_greater(T value, Index index, T& best, Index& where) {
+  const T top = best;
+  const Index at = where, take = -(Index)(value > top);
+  best = value > top ? value : top;
+  where = at ^ ((at ^ index) & take);
+}
+
 // The RoIs visited by backward, grouped by image in a fixed order:
 // image n owns order[begin[n] : begin[n + 1]].
 struct RoisByImage {
   const int64_t* order;
   const int64_t* begin;
 };
+
+// The valid RoIs of each image in RoI order (a stable counting sort), the
+// fixed visiting order that makes backward sums the same for any thread
+// count.
+struct ImageGroups {
+  std::vector<int64_t> order, begin;
+
+  ImageGroups(const int64_t* batch, int64_t rois, int64_t images) : begin(images + 1, 0) {
+    for (int64_t k = 0; k < rois; ++k)
+      if (batch[k] >= 0 && batch[k] < images) ++begin[batch[k] + 1];
+    for (int64_t n = 0; n < images; ++n) begin[n + 1] += begin[n];
+    order.resize(begin[images]);
+    std::vector<int64_t> next(begin.begin(), begin.end() - 1);
+    for (int64_t k = 0; k < rois; ++k)
+      if (batch[k] >= 0 && batch[k] < images) order[next[batch[k]]++] = k;
+  }
+};
+
+// Runs body(item, scratch) for item in [0, items) with a static schedule on
+// up to `threads` OpenMP threads; each thread owns one Scratch. Work below
+// `serial_work` (in the caller's units) runs on the calling thread: waking a
+// team costs more than a tiny call. An exception (std::bad_alloc) cannot
+// leave an OpenMP region: the first one is kept and rethrown after it.
+template <typename Scratch, typename Body>
+void for_each_item(int64_t items, int threads, double work, Body body) {
+  const double serial_work = 2e5;
+  const int64_t team =
+      work < serial_work ? 1 : std::max<int64_t>(1, std::min<int64_t>(threads, items));
+  if (team == 1) {
+    Scratch scratch;
+    for (int64_t item = 0; item < items; ++item) body(item, scratch);
+    return;
+  }
+  std::exception_ptr failure;
+#pragma omp parallel num_threads((int)team)
+  {
+    Scratch scratch;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      try {
+        body(item, scratch);
+      } catch (...) {
+#pragma omp critical(cyroi_failure)
+        if (!failure) failure = std::current_exception();
+      }
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+// Channels per block: a multiple of the SIMD chunk, at most `widest`, and
+// small enough to give every thread `per_thread` items when `groups`
+// independent item groups (RoIs or images) are too few for that.
+template <typename T>
+int64_t channel_block(int64_t channels, int64_t groups, int threads, int64_t widest) {
+  const int64_t lanes = Lanes<T>::value;
+  const int64_t per_thread = 2;
+  const int64_t wanted = (per_thread * threads + groups - 1) / std::max<int64_t>(groups, 1);
+  int64_t width = (channels + wanted - 1) / std::max<int64_t>(wanted, 1);
+  width = (width + lanes - 1) / lanes * lanes;
+  return std::max<int64_t>(1, std::min({width, widest, channels}));
+}
+
+// Tiles of a matrix transpose: SSE2 (every x86-64) moves 16-byte rows and
+// shuffles them in registers, so both sides are read and written in runs.
+template <typename T> struct Tile {
+  static constexpr int64_t size = 1;
+  static void move(const T* src, int64_t, T* dst, int64_t) { *dst = *src; }
+};
+#ifdef __SSE2__
+template <> struct Tile<float> {
+  static constexpr int64_t size = 4;
+  static void move(const float* src, int64_t ss, float* dst, int64_t ds) {
+    __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + ss);
+    __m128 r2 = _mm_loadu_ps(src + 2 * ss), r3 = _mm_loadu_ps(src + 3 * ss);
+    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+    _mm_storeu_ps(dst, r0);
+    _mm_storeu_ps(dst + ds, r1);
+    _mm_storeu_ps(dst + 2 * ds, r2);
+    _mm_storeu_ps(dst + 3 * ds, r3);
+  }
+};
+template <> struct Tile<double> {
+  static constexpr int64_t size = 2;
+  static void move(const double* src, int64_t ss, double* dst, int64_t ds) {
+    const __m128d r0 = _mm_loadu_pd(src), r1 = _mm_loadu_pd(src + ss);
+    _mm_storeu_pd(dst, _mm_unpacklo_pd(r0, r1));
+    _mm_storeu_pd(dst + ds, _mm_unpackhi_pd(r0, r1));
+  }
+};
+template <> struct Tile<int64_t> {
+  static constexpr int64_t size = 2;
+  static void move(const int64_t* src, int64_t ss, int64_t* dst, int64_t ds) {
+    const __m128i r0 = _mm_loadu_si128((const __m128i*)src);
+    const __m128i r1 = _mm_loadu_si128((const __m128i*)(src + ss));
+    _mm_storeu_si128((__m128i*)dst, _mm_unpacklo_epi64(r0, r1));
+    _mm_storeu_si128((__m128i*)(dst + ds), _mm_unpackhi_epi64(r0, r1));
+  }
+};
+#endif
+
+// dst[j * ds + i] = src[i * ss + j] for i < rows, j < cols, tile by tile,
+// walking the longer side in the outer loop so the short side's rows stay
+// in L1 between tiles.
+template <typename T>
+void transpose(const T* src, int64_t ss, int64_t rows, int64_t cols, T* dst, int64_t ds) {
+  const int64_t n = Tile<T>::size, full_rows = rows / n * n, full_cols = cols / n * n;
+  if (rows >= cols) {
+    for (int64_t i = 0; i < full_rows; i += n)
+      for (int64_t j = 0; j < full_cols; j += n)
+        Tile<T>::move(src + i * ss + j, ss, dst + j * ds + i, ds);
+  } else {
+    for (int64_t j = 0; j < full_cols; j += n)
+      for (int64_t i = 0; i < full_rows; i += n)
+        Tile<T>::move(src + i * ss + j, ss, dst + j * ds + i, ds);
+  }
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = i < full_rows ? full_cols : 0; j < cols; ++j)
+      dst[j * ds + i] = src[i * ss + j];
+}
+
+// Copies channels [c0, c0 + width) of image n into `block` as (H, W, width).
+template <typename T>
+void copy_channels_last(const Maps<T>& f, int64_t n, int64_t c0, int64_t width, T* block) {
+  const T* src = f.plane(n, c0);
+  if (f.s.w == 1 && f.s.h == f.W) return transpose(src, f.s.c, width, f.H * f.W, block, width);
+  for (int64_t h = 0; h < f.H; ++h)
+    for (int64_t w = 0; w < f.W; ++w)
+      for (int64_t c = 0; c < width; ++c)
+        block[(h * f.W + w) * width + c] = src[c * f.s.c + h * f.s.h + w * f.s.w];
+}
+
+// The inverse of copy_channels_last.
+template <typename T>
+void store_channels_last(const T* block, int64_t width, const Maps<T>& f, int64_t n, int64_t c0) {
+  T* dst = f.plane(n, c0);
+  if (f.s.w == 1 && f.s.h == f.W) return transpose(block, width, f.H * f.W, width, dst, f.s.c);
+  for (int64_t h = 0; h < f.H; ++h)
+    for (int64_t c = 0; c < width; ++c)
+      for (int64_t w = 0; w < f.W; ++w)
+        dst[c * f.s.c + h * f.s.h + w * f.s.w] = block[(h * f.W + w) * width + c];
+}
+
+// Whether a RoI's results for `width` channels go through a channels-last
+// staging buffer (see store_bins): when the pooled array's channels are not
+// adjacent.
+template <typename T> bool staged_results(const Pooled<T>& pooled, int64_t width) {
+  return pooled.s.c != 1 && width > 1;
+}
+
+// A RoI's results staged channels-last as (PH * PW, width), and
+// out[k, c0 : c0 + width]: NCHW results are staged so the bin loops run over
+// adjacent channels, and moved to or from the pooled array by transposes.
+template <typename T>
+void store_bins(const T* staged, int64_t width, const Pooled<T>& out, int64_t k, int64_t c0) {
+  T* dst = &out.at(k, c0, 0, 0);
+  if (out.s.w == 1 && out.s.h == out.PW)
+    return transpose(staged, width, out.PH * out.PW, width, dst, out.s.c);
+  for (int64_t c = 0; c < width; ++c)
+    for (int64_t ph = 0; ph < out.PH; ++ph)
+      for (int64_t pw = 0; pw < out.PW; ++pw)
+        dst[c * out.s.c + ph * out.s.h + pw * out.s.w] = staged[(ph * out.PW + pw) * width + c];
+}
+
+template <typename T>
+void load_bins(const Pooled<T>& in, int64_t k, int64_t c0, int64_t width, T* staged) {
+  const T* src = &in.at(k, c0, 0, 0);
+  if (in.s.w == 1 && in.s.h == in.PW)
+    return transpose(src, in.s.c, width, in.PH * in.PW, staged, width);
+  for (int64_t c = 0; c < width; ++c)
+    for (int64_t ph = 0; ph < in.PH; ++ph)
+      for (int64_t pw = 0; pw < in.PW; ++pw)
+        staged[(ph * in.PW + pw) * width + c] = src[c * in.s.c + ph * in.s.h + pw * in.s.w];
+}
+
+// Largest channels-last copy a thread makes of an NCHW block; the largest
+// gradient block a backward item scatters into in place (it stays in L2);
+// the most channels one item handles (its accumulators stay in L1).
+static const int64_t kCopyBytes = 8 << 20;
+static const int64_t kScatterBytes = 512 << 10;
+static const int64_t kWidestBlock = 256;
+
+// Whether NCHW input should be copied channels-last, block by block: when
+// channels are not adjacent, there are enough of them to fill SIMD lanes,
+// and the loops read the map more often (`reads_per_channel`) than the copy
+// costs.
+template <typename T>
+bool worth_channels_last(const Maps<T>& f, double reads_per_channel) {
+  const int64_t plane_bytes = f.H * f.W * (int64_t)sizeof(T);
+  return f.s.c != 1 && f.C >= Lanes<T>::value && plane_bytes <= kCopyBytes &&
+         reads_per_channel >= 2.0 * (double)(f.N * f.H * f.W);
+}
+
+// Most channels of a block of `bytes` at most, in whole SIMD chunks.
+template <typename T> int64_t block_width(const Maps<T>& f, int64_t bytes) {
+  const int64_t lanes = Lanes<T>::value;
+  const int64_t fit = bytes / (f.H * f.W * (int64_t)sizeof(T)) / lanes * lanes;
+  return std::max(lanes, std::min(kWidestBlock, fit));
+}
+
+// Forward: every (RoI, channel block) pair once. In place, items are those
+// pairs; channels-last, items are (channel block, image) pairs that copy the
+// block once and run all the image's RoIs on it.
+// roi(in, k, c0, scratch) writes RoI k's outputs for channels
+// [c0, c0 + in.width) of image batch[k]; empty(k, c0, width) writes those of
+// a RoI whose batch index is out of range. Scratch has a `block` vector.
+template <typename T, typename Scratch, typename RoiFn, typename EmptyFn>
+void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois, bool channels_last,
+                    int threads, double work, RoiFn roi, EmptyFn empty) {
+  if (!channels_last) {
+    const int64_t width = channel_block<T>(f.C, rois, threads, kWidestBlock);
+    const int64_t blocks = (f.C + width - 1) / width;
+    for_each_item<Scratch>(rois * blocks, threads, work, [&](int64_t item, Scratch& s) {
+      const int64_t k = item / blocks, c0 = (item % blocks) * width;
+      const int64_t n = batch[k], w = std::min(width, f.C - c0);
+      if (n < 0 || n >= f.N) return empty(k, c0, w);
+      roi(ChannelBlock<const T>{f.plane(n, c0), f.s.h, f.s.w, f.s.c, w}, k, c0, s);
+    });
+    return;
+  }
+  const ImageGroups groups(batch, rois, f.N);
+  for (int64_t k = 0; k < rois; ++k)
+    if (batch[k] < 0 || batch[k] >= f.N) empty(k, 0, f.C);
+  const int64_t widest = block_width<T>(f, kCopyBytes);
+  const int64_t width = channel_block<T>(f.C, f.N, threads, widest);
+  const int64_t blocks = (f.C + width - 1) / width;
+  for_each_item<Scratch>(f.N * blocks, threads, work, [&](int64_t item, Scratch& s) {
+    const int64_t n = item % f.N, c0 = item / f.N * width, w = std::min(width, f.C - c0);
+    s.block.resize(f.H * f.W * w);
+    copy_channels_last(f, n, c0, w, s.block.data());
+    const ChannelBlock<const T> in{s.block.data(), f.W * w, w, 1, w};
+    for (int64_t r = groups.begin[n]; r < groups.begin[n + 1]; ++r) roi(in, groups.order[r], c0, s);
+  });
+}
+
+// Backward: items are (channel block, image) pairs that add the gradients
+// of the image's RoIs in RoI order, into the gradient itself or, channels-
+// last, into a zeroed copy stored back at the end. grad starts zeroed;
+// roi(out, k, c0, scratch) adds RoI k's share to channels [c0, c0 + width).
+template <typename T, typename Scratch, typename RoiFn>
+void backward_blocks(const Maps<T>& grad, const int64_t* batch, int64_t rois, bool channels_last,
+                     int threads, double work, RoiFn roi) {
+  const ImageGroups groups(batch, rois, grad.N);
+  // NHWC blocks are as wide as allowed: a RoI then updates whole runs of its
+  // pixels' channels; NCHW planes are kept few enough to stay in L2.
+  const int64_t widest = channels_last     ? block_width<T>(grad, kCopyBytes)
+                         : grad.s.c == 1   ? kWidestBlock
+                                           : block_width<T>(grad, kScatterBytes);
+  const int64_t width = channel_block<T>(grad.C, grad.N, threads, widest);
+  const int64_t blocks = (grad.C + width - 1) / width;
+  for_each_item<Scratch>(grad.N * blocks, threads, work, [&](int64_t item, Scratch& s) {
+    const int64_t n = item % grad.N, c0 = item / grad.N * width;
+    const int64_t w = std::min(width, grad.C - c0);
+    ChannelBlock<T> out{grad.plane(n, c0), grad.s.h, grad.s.w, grad.s.c, w};
+    if (channels_last) {
+      s.block.assign(grad.H * grad.W * w, (T)0);
+      out = ChannelBlock<T>{s.block.data(), grad.W * w, w, 1, w};
+    }
+    for (int64_t r = groups.begin[n]; r < groups.begin[n + 1]; ++r)
+      roi(out, groups.order[r], c0, s);
+    if (channels_last) store_channels_last(s.block.data(), w, grad, n, c0);
+  });
+}
 
 }  // namespace cyroi

@@ -21,23 +21,22 @@ cdef extern from "cpu_roi_align.h" namespace "cyroi" nogil:
         T scale
         int64_t pooled_h, pooled_w, sampling_ratio
         bint aligned, max_mode
-    # except +: their sample tables are std::vectors; an allocation failure
-    # (absurd sampling_ratio) must become MemoryError, not std::terminate.
-    void roi_align_forward_item[T](const Maps[T]& f, const T* box, int64_t n,
-                                   const AlignParams[T]& p, int64_t k, int64_t c0, int64_t c1,
-                                   const Pooled[T]& out, const Pooled[int64_t]& argmax) except +
-    void roi_align_backward_item[T](const Maps[T]& grad, const Pooled[T]& grad_out,
-                                    const T* boxes, const RoisByImage& rois,
-                                    const AlignParams[T]& p, const Pooled[int64_t]& argmax,
-                                    int64_t n, int64_t c0, int64_t c1) except +
+    # except +: the loops allocate (sample tables, channels-last copies); a
+    # failure (absurd sampling_ratio) must become MemoryError, not terminate.
+    void roi_align_forward[T](const Maps[T]& f, const T* boxes, const int64_t* batch,
+                              int64_t rois, const AlignParams[T]& p, const Pooled[T]& out,
+                              const Pooled[int64_t]& argmax, int threads) except +
+    void roi_align_backward[T](const Maps[T]& grad, const Pooled[T]& grad_out,
+                               const T* boxes, const int64_t* batch, const AlignParams[T]& p,
+                               const Pooled[int64_t]& argmax, int threads) except +
 
 cdef extern from "cpu_roi_pool.h" namespace "cyroi" nogil:
     cdef cppclass PoolParams[T]:
         T scale
         int64_t pooled_h, pooled_w
-    void roi_pool_forward_item[T](const Maps[T]& f, const T* box, int64_t n,
-                                  const PoolParams[T]& p, int64_t k, int64_t c0, int64_t c1,
-                                  const Pooled[T]& out, const Pooled[int64_t]& argmax)
-    void roi_pool_backward_item[T](const Maps[T]& grad, const Pooled[T]& grad_out,
-                                   const RoisByImage& rois, const Pooled[int64_t]& argmax,
-                                   int64_t n, int64_t c0, int64_t c1)
+    void roi_pool_forward[T](const Maps[T]& f, const T* boxes, const int64_t* batch,
+                             int64_t rois, const PoolParams[T]& p, const Pooled[T]& out,
+                             const Pooled[int64_t]& argmax, int threads) except +
+    void roi_pool_backward[T](const Maps[T]& grad, const Pooled[T]& grad_out,
+                              const int64_t* batch, const Pooled[int64_t]& argmax,
+                              int threads) except +

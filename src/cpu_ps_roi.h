@@ -24,31 +24,34 @@ Maps<T> ps_bin_view(const Maps<T>& m, int64_t ph, int64_t pw, int64_t pooled_h,
   return v;
 }
 
-// p.aligned must be true: ps_roi_align always offsets by half a pixel and
-// has no minimum box size.
+// ps_roi_align always offsets by half a pixel and has no minimum box size:
+// its RoI geometry is roi_align's with aligned = true.
+template <typename T> AlignParams<T> ps_align_params(AlignParams<T> p) {
+  p.aligned = true;
+  return p;
+}
+
 template <typename T>
 void ps_roi_align_forward_item(const Maps<T>& f, const T* box, int64_t n,
                                const AlignParams<T>& p, int64_t k, int64_t c0, int64_t c1,
                                const Pooled<T>& out) {
   const int64_t channels = c1 - c0;
-  std::vector<T> acc(channels, (T)0);
-  const bool image_ok = n >= 0 && n < f.N;
-  const AlignBox<T> b = align_box(box, p.scale, true, p.pooled_h, p.pooled_w, p.sampling_ratio);
-  std::vector<AxisSamples<T>> xs(p.pooled_w);
-  AxisSamples<T> ys;
-  if (image_ok) {
-    for (int64_t pw = 0; pw < p.pooled_w; ++pw)
-      xs[pw].compute(b.start_x, b.bin_w, pw, b.grid_w, f.W);
+  if (n < 0 || n >= f.N) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t ph = 0; ph < p.pooled_h; ++ph)
+        for (int64_t pw = 0; pw < p.pooled_w; ++pw) out.at(k, c, ph, pw) = 0;
+    return;
   }
+  AlignScratch<T> s;
+  s.roi.compute(box, ps_align_params(p), f.H, f.W);
+  s.acc.resize(channels);
+  const Divisor<T> count(s.roi.box.count);
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
-    if (image_ok) ys.compute(b.start_y, b.bin_h, ph, b.grid_h, f.H);
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
-      if (image_ok) {
-        const Maps<T> v = ps_bin_view(f, ph, pw, p.pooled_h, p.pooled_w);
-        average_bin((const T*)v.plane(n, c0), v.s.c, channels, v, ys, xs[pw], b.count,
-                    acc.data());
-      }
-      for (int64_t c = 0; c < channels; ++c) out.at(k, c0 + c, ph, pw) = acc[c];
+      const Maps<T> v = ps_bin_view(f, ph, pw, p.pooled_h, p.pooled_w);
+      const ChannelBlock<const T> in{v.plane(n, c0), v.s.h, v.s.w, v.s.c, channels};
+      average_bin<T, false>(in, BinSamples<T>(s.roi, ph, pw), count, s, &out.at(k, c0, ph, pw),
+                            out.s.c);
     }
   }
 }
@@ -58,21 +61,25 @@ void ps_roi_align_backward_item(const Maps<T>& grad, const Pooled<T>& grad_out,
                                 const T* boxes, const RoisByImage& rois,
                                 const AlignParams<T>& p, int64_t n, int64_t c0, int64_t c1) {
   const int64_t channels = c1 - c0;
+  AlignScratch<T> s;
   std::vector<T> g(channels);
-  std::vector<AxisSamples<T>> xs(p.pooled_w);
-  AxisSamples<T> ys;
   for (int64_t r = rois.begin[n]; r < rois.begin[n + 1]; ++r) {
     const int64_t k = rois.order[r];
-    const AlignBox<T> b =
-        align_box(boxes + 4 * k, p.scale, true, p.pooled_h, p.pooled_w, p.sampling_ratio);
-    for (int64_t pw = 0; pw < p.pooled_w; ++pw)
-      xs[pw].compute(b.start_x, b.bin_w, pw, b.grid_w, grad.W);
+    s.roi.compute(boxes + 4 * k, ps_align_params(p), grad.H, grad.W);
+    const Divisor<T> count(s.roi.box.count);
     for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
-      ys.compute(b.start_y, b.bin_h, ph, b.grid_h, grad.H);
       for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
         for (int64_t c = 0; c < channels; ++c) g[c] = grad_out.at(k, c0 + c, ph, pw);
         const Maps<T> v = ps_bin_view(grad, ph, pw, p.pooled_h, p.pooled_w);
-        scatter_average(b, ys, xs[pw], g.data(), channels, v.plane(n, c0), v);
+        const ChannelBlock<T> out{v.plane(n, c0), v.s.h, v.s.w, v.s.c, channels};
+        const BinSamples<T> bin(s.roi, ph, pw);
+        for (int64_t first = 0; first < bin.size(); first += s.batch.size) {
+          bin.fill(first, out.sh, out.sw, s.batch);
+          if (count.exact_inverse)
+            scatter_samples<T, false, true>(out, s.batch, g.data(), count);
+          else
+            scatter_samples<T, false, false>(out, s.batch, g.data(), count);
+        }
       }
     }
   }

@@ -1,13 +1,11 @@
 // CPU loops of roi_align (modes "avg" and "max"), forward and backward.
 //
-// A work item is (RoI, channel block) forward and (image, channel block)
-// backward: each output or gradient element is written by one item in a
-// fixed order, so results are the same bits for any thread count, and
-// backward needs no atomics. Sample taps are computed once per item and
-// reused for every channel of the block.
+// Work runs on channel blocks (cpu_common.h). For each RoI and bin, the
+// samples are listed once per block, in the SPEC's row-major order with
+// their taps, and every channel of the block runs over that list: the
+// channel loop is innermost, branch-free and vectorised, and each channel
+// sums its samples in the same order as a scalar loop would.
 #pragma once
-#include <vector>
-
 #include "../cyroi/kernels/roi_math.h"
 #include "cpu_common.h"
 
@@ -19,170 +17,475 @@ template <typename T> struct AlignParams {
   bool aligned, max_mode;
 };
 
-// The in-map samples of one bin along one axis: taps[j] belongs to sample
-// index first + j; the samples outside [first, first + taps.size()) read 0.
-template <typename T> struct AxisSamples {
+// The in-map samples of every bin of one RoI along one axis. Bin p's samples
+// inside [-1, size] are the index range [first[p], first[p] + count(p)), with
+// taps[begin[p] + j] belonging to sample first[p] + j; the others read 0.
+template <typename T> struct AxisGrid {
   std::vector<AxisTap<T>> taps;
-  int64_t first = 0;
+  std::vector<int64_t> begin, first;
 
-  void compute(T start, T bin, int64_t p, int64_t grid, int64_t size) {
-    int64_t lo, hi;
-    sample_window(start, bin, p, grid, size, &lo, &hi);
+  void compute(T start, T bin, int64_t pooled, int64_t grid, int64_t size) {
     taps.clear();
-    // One request for the whole window: a hopeless one (2^31 samples on the
-    // map) fails at once instead of growing through memory first.
-    taps.reserve(hi - lo);
-    first = 0;
-    for (int64_t i = lo; i < hi; ++i) {
-      AxisTap<T> t;
-      if (axis_tap(sample_coord(start, bin, p, i, grid), size, &t)) {
-        if (taps.empty()) first = i;
-        taps.push_back(t);
+    first.clear();
+    begin.assign(1, 0);
+    for (int64_t p = 0; p < pooled; ++p) {
+      int64_t lo, hi, first_inside = 0;
+      sample_window(start, bin, p, grid, size, &lo, &hi);
+      // One request for the whole window: a hopeless one (2^31 samples on
+      // the map) fails at once instead of growing through memory first.
+      taps.reserve(taps.size() + (size_t)(hi - lo));
+      for (int64_t i = lo; i < hi; ++i) {
+        AxisTap<T> t;
+        if (axis_tap(sample_coord(start, bin, p, i, grid), size, &t)) {
+          if ((int64_t)taps.size() == begin.back()) first_inside = i;
+          taps.push_back(t);
+        }
       }
+      first.push_back(first_inside);
+      begin.push_back((int64_t)taps.size());
     }
   }
-  int64_t end() const { return first + (int64_t)taps.size(); }
+  int64_t count(int64_t p) const { return begin[p + 1] - begin[p]; }
+  const AxisTap<T>* of(int64_t p) const { return taps.data() + begin[p]; }
+
+  // The tap of sample i of bin p (any i: a sample outside the listed range is
+  // tested afresh); false if it reads 0.
+  bool tap(int64_t p, int64_t i, T start, T bin, int64_t grid, int64_t size, AxisTap<T>* t) const {
+    if (i >= first[p] && i < first[p] + count(p)) {
+      *t = of(p)[i - first[p]];
+      return true;
+    }
+    return axis_tap(sample_coord(start, bin, p, i, grid), size, t);
+  }
 };
 
-template <typename T>
-static void average_bin(const T* block, int64_t stride_c, int64_t channels, const Maps<T>& f,
-                        const AxisSamples<T>& ys, const AxisSamples<T>& xs, T count, T* acc) {
-  for (int64_t c = 0; c < channels; ++c) acc[c] = 0;
-  for (const AxisTap<T>& ty : ys.taps) {
-    for (const AxisTap<T>& tx : xs.taps) {
-      const Taps<T> t = combine_taps(ty, tx, f.s.h, f.s.w);
-      for (int64_t c = 0; c < channels; ++c) acc[c] += tap_value<T, T>(block + c * stride_c, t);
-    }
-  }
-  for (int64_t c = 0; c < channels; ++c) acc[c] /= count;
-}
+// One RoI's bin geometry and its in-map samples along both axes.
+template <typename T> struct RoiSamples {
+  AlignBox<T> box;
+  AxisGrid<T> ys, xs;
 
-// First maximum in row-major sample order; samples outside the map read 0.
-template <typename T>
-static void max_bin(const T* block, int64_t stride_c, int64_t channels, const Maps<T>& f,
-                    const AlignBox<T>& b, const AxisSamples<T>& ys, const AxisSamples<T>& xs,
-                    T* best, int64_t* where) {
-  for (int64_t c = 0; c < channels; ++c) where[c] = -1;
-  for (size_t j = 0; j < ys.taps.size(); ++j) {
-    for (size_t i = 0; i < xs.taps.size(); ++i) {
-      const Taps<T> t = combine_taps(ys.taps[j], xs.taps[i], f.s.h, f.s.w);
-      const int64_t sample = (ys.first + (int64_t)j) * b.grid_w + xs.first + (int64_t)i;
-      for (int64_t c = 0; c < channels; ++c) {
-        const T v = tap_value<T, T>(block + c * stride_c, t);
-        if (where[c] < 0 || v > best[c]) {
-          best[c] = v;
-          where[c] = sample;
-        }
+  void compute(const T* coords, const AlignParams<T>& p, int64_t height, int64_t width) {
+    box = align_box(coords, p.scale, p.aligned, p.pooled_h, p.pooled_w, p.sampling_ratio);
+    ys.compute(box.start_y, box.bin_h, p.pooled_h, box.grid_h, height);
+    xs.compute(box.start_x, box.bin_w, p.pooled_w, box.grid_w, width);
+  }
+  // More in-map samples than any one bin has.
+  double largest_bin() const {
+    int64_t most_y = 0, most_x = 0;
+    for (size_t p = 0; p + 1 < ys.begin.size(); ++p) most_y = std::max(most_y, ys.count(p));
+    for (size_t p = 0; p + 1 < xs.begin.size(); ++p) most_x = std::max(most_x, xs.count(p));
+    return (double)most_y * (double)most_x;
+  }
+};
+
+// A run of consecutive samples of one bin, with their taps in a channel
+// block and their indices iy * grid_w + ix in the bin's grid.
+template <typename T> struct SampleBatch {
+  static constexpr int64_t kCapacity = 64;
+  Taps<T> taps[kCapacity];
+  int64_t index[kCapacity];
+  int64_t size;
+};
+
+// Bin (ph, pw)'s in-map samples: ny rows by nx columns, ordinal s = jy * nx + ix
+// in row-major (the SPEC's) order.
+template <typename T> struct BinSamples {
+  const AxisTap<T>* ty;
+  const AxisTap<T>* tx;
+  int64_t ny, nx, first_y, first_x, grid_w;
+
+  BinSamples(const RoiSamples<T>& r, int64_t ph, int64_t pw)
+      : ty(r.ys.of(ph)), tx(r.xs.of(pw)), ny(r.ys.count(ph)), nx(r.xs.count(pw)),
+        first_y(r.ys.first[ph]), first_x(r.xs.first[pw]), grid_w(r.box.grid_w) {}
+
+  int64_t size() const { return ny * nx; }
+  int64_t index(int64_t s) const { return (first_y + s / nx) * grid_w + first_x + s % nx; }
+
+  // Fills `b` with samples [s, s + b.size), as many as fit.
+  void fill(int64_t s, int64_t stride_h, int64_t stride_w, SampleBatch<T>& b) const {
+    b.size = std::min(SampleBatch<T>::kCapacity, size() - s);
+    int64_t jy = s == 0 ? 0 : s / nx, ix = s == 0 ? 0 : s % nx;
+    for (int64_t j = 0; j < b.size; ++j) {
+      b.taps[j] = combine_taps(ty[jy], tx[ix], stride_h, stride_w);
+      b.index[j] = (first_y + jy) * grid_w + first_x + ix;
+      if (++ix == nx) {
+        ix = 0;
+        ++jy;
       }
     }
   }
-  const int64_t outside =
-      first_outside_sample(ys.first, ys.end(), xs.first, xs.end(), b.grid_h, b.grid_w);
-  for (int64_t c = 0; c < channels; ++c) {
-    const bool take_outside =
-        outside >= 0 && (where[c] < 0 || (T)0 > best[c] || ((T)0 == best[c] && outside < where[c]));
-    if (take_outside) {
-      best[c] = 0;
-      where[c] = outside;
-    } else if (where[c] < 0) {
-      best[c] = 0;  // no samples at all
-    }
+};
+
+template <typename T> struct AlignScratch {
+  RoiSamples<T> roi;
+  SampleBatch<T> batch;
+  std::vector<T> acc, block, staged;
+  std::vector<int64_t> staged_where;
+  std::vector<LaneIndex<T>> ordinal;
+  std::vector<int64_t> wide_ordinal;  // float bins of more than 2^31 samples
+
+  // Sizes every buffer the bin loops of `roi` use on `channels` channels.
+  void prepare(int64_t channels, int64_t bins, bool with_staged, bool with_staged_where) {
+    acc.resize(channels);
+    ordinal.resize(channels);
+    if (sizeof(LaneIndex<T>) < 8 && roi.largest_bin() > (double)INT32_MAX)
+      wide_ordinal.resize(channels);
+    if (with_staged) staged.resize(bins * channels);
+    if (with_staged_where) staged_where.resize(bins * channels);
+  }
+};
+
+// ---------------------------------------------------------------- forward
+
+// acc[c] += v(sample) for the batch's samples in order, channels [0, width).
+template <typename T, bool Dense>
+CYROI_ALWAYS_INLINE void add_samples(const ChannelBlock<const T>& in, const SampleBatch<T>& b,
+                                     T* acc) {
+  const int64_t sc = Dense ? 1 : in.sc, width = in.width;
+  for (int64_t j = 0; j < b.size; ++j) {
+    const Taps<T> t = b.taps[j];
+    for (int64_t c = 0; c < width; ++c) acc[c] += tap_value<T, T>(in.data + c * sc, t);
   }
 }
 
-template <typename T>
-void roi_align_forward_item(const Maps<T>& f, const T* box, int64_t n,
-                            const AlignParams<T>& p, int64_t k, int64_t c0, int64_t c1,
-                            const Pooled<T>& out, const Pooled<int64_t>& argmax) {
-  const int64_t channels = c1 - c0;
-  std::vector<T> acc(channels);
-  std::vector<int64_t> where(channels, -1);
-  const bool image_ok = n >= 0 && n < f.N;
-  const AlignBox<T> b = align_box(box, p.scale, p.aligned, p.pooled_h, p.pooled_w, p.sampling_ratio);
-  std::vector<AxisSamples<T>> xs(p.pooled_w);
-  for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
-    if (image_ok) xs[pw].compute(b.start_x, b.bin_w, pw, b.grid_w, f.W);
-  }
-  AxisSamples<T> ys;
-  const T* block = image_ok ? f.plane(n, c0) : nullptr;
-  for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
-    if (image_ok) ys.compute(b.start_y, b.bin_h, ph, b.grid_h, f.H);
-    for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
-      if (!image_ok) {
-        for (int64_t c = 0; c < channels; ++c) acc[c] = 0;
-      } else if (p.max_mode) {
-        max_bin(block, f.s.c, channels, f, b, ys, xs[pw], acc.data(), where.data());
-      } else {
-        average_bin(block, f.s.c, channels, f, ys, xs[pw], b.count, acc.data());
-      }
-      for (int64_t c = 0; c < channels; ++c) {
-        out.at(k, c0 + c, ph, pw) = acc[c];
-        if (argmax.data) argmax.at(k, c0 + c, ph, pw) = where[c];
-      }
-    }
+// Running first maximum: a later sample wins only if strictly greater.
+template <typename T, typename Ordinal, bool Dense>
+CYROI_ALWAYS_INLINE void max_samples(const ChannelBlock<const T>& in, const SampleBatch<T>& b,
+                                     int64_t j0, int64_t s0, T* best, Ordinal* ordinal) {
+  const int64_t sc = Dense ? 1 : in.sc, width = in.width;
+  for (int64_t j = j0; j < b.size; ++j) {
+    const Taps<T> t = b.taps[j];
+    const Ordinal s = (Ordinal)(s0 + j);
+    for (int64_t c = 0; c < width; ++c)
+      keep_greater(tap_value<T, T>(in.data + c * sc, t), s, best[c], ordinal[c]);
   }
 }
 
-template <typename T>
-static void scatter_average(const AlignBox<T>& b, const AxisSamples<T>& ys,
-                            const AxisSamples<T>& xs, const T* g, int64_t channels,
-                            T* block, const Maps<T>& grad) {
-  for (const AxisTap<T>& ty : ys.taps) {
-    for (const AxisTap<T>& tx : xs.taps) {
-      const Taps<T> t = combine_taps(ty, tx, grad.s.h, grad.s.w);
-      for (int64_t c = 0; c < channels; ++c) {
-        T* plane = block + c * grad.s.c;
-        for (int q = 0; q < 4; ++q) plane[t.offset[q]] += g[c] * t.weight[q] / b.count;
-      }
-    }
+template <typename T, bool Dense>
+CYROI_ALWAYS_INLINE void average_bin(const ChannelBlock<const T>& in, const BinSamples<T>& bin,
+                                     const Divisor<T>& count, AlignScratch<T>& s, T* out,
+                                     int64_t out_sc) {
+  const int64_t width = in.width;
+  T* acc = s.acc.data();
+  for (int64_t c = 0; c < width; ++c) acc[c] = 0;
+  for (int64_t first = 0; first < bin.size(); first += s.batch.size) {
+    bin.fill(first, in.sh, in.sw, s.batch);
+    add_samples<T, Dense>(in, s.batch, acc);
   }
+  if (count.exact_inverse)
+    for (int64_t c = 0; c < width; ++c) out[c * out_sc] = acc[c] * count.inverse;
+  else
+    for (int64_t c = 0; c < width; ++c) out[c * out_sc] = acc[c] / count.value;
 }
 
-// The winning sample of mode "max" gets the whole gradient, by its taps.
-template <typename T>
-static void scatter_max(const AlignBox<T>& b, int64_t ph, int64_t pw, int64_t sample, T g,
-                        T* plane, const Maps<T>& grad) {
-  if (sample < 0 || b.grid_w <= 0 || sample / b.grid_w >= b.grid_h) return;
-  AxisTap<T> ty, tx;
-  if (!axis_tap(sample_coord(b.start_y, b.bin_h, ph, sample / b.grid_w, b.grid_h), grad.H, &ty) ||
-      !axis_tap(sample_coord(b.start_x, b.bin_w, pw, sample % b.grid_w, b.grid_w), grad.W, &tx))
+// mode "max": the first maximum over the bin's samples, where the samples
+// outside the map read 0 and the first of them stands for all.
+template <typename T, typename Ordinal, bool Dense>
+CYROI_ALWAYS_INLINE void max_bin(const ChannelBlock<const T>& in, const BinSamples<T>& bin,
+                                 const AlignBox<T>& box, Ordinal* ordinal, AlignScratch<T>& s,
+                                 T* out, int64_t out_sc, int64_t* where_out, int64_t where_sc) {
+  const int64_t width = in.width, sc = Dense ? 1 : in.sc;
+  const int64_t total = bin.size();
+  T* best = s.acc.data();
+  for (int64_t first = 0; first < total; first += s.batch.size) {
+    bin.fill(first, in.sh, in.sw, s.batch);
+    int64_t j0 = 0;
+    if (first == 0) {
+      for (int64_t c = 0; c < width; ++c) {
+        best[c] = tap_value<T, T>(in.data + c * sc, s.batch.taps[0]);
+        ordinal[c] = 0;
+      }
+      j0 = 1;
+    }
+    max_samples<T, Ordinal, Dense>(in, s.batch, j0, first, best, ordinal);
+  }
+  const int64_t outside = first_outside_sample(bin.first_y, bin.first_y + bin.ny, bin.first_x,
+                                               bin.first_x + bin.nx, box.grid_h, box.grid_w);
+  const bool listed = total <= SampleBatch<T>::kCapacity;  // s.batch holds every index
+  if (outside < 0 && total > 0) {  // every sample inside: the running maximum stands
+    for (int64_t c = 0; c < width; ++c) out[c * out_sc] = best[c];
+    if (where_out)
+      for (int64_t c = 0; c < width; ++c)
+        where_out[c * where_sc] = listed ? s.batch.index[ordinal[c]] : bin.index(ordinal[c]);
     return;
-  const Taps<T> t = combine_taps(ty, tx, grad.s.h, grad.s.w);
-  for (int q = 0; q < 4; ++q) plane[t.offset[q]] += g * t.weight[q];
+  }
+  for (int64_t c = 0; c < width; ++c) {
+    int64_t where = total == 0 ? -1 : listed ? s.batch.index[ordinal[c]] : bin.index(ordinal[c]);
+    T value = where < 0 ? (T)0 : best[c];
+    if (outside >= 0 && (where < 0 || (T)0 > value || ((T)0 == value && outside < where))) {
+      value = 0;
+      where = outside;
+    }
+    out[c * out_sc] = value;
+    if (where_out) where_out[c * where_sc] = where;
+  }
 }
 
-// Accumulates into grad (zeroed by the caller) the channels [c0, c1) of
-// image n, visiting its RoIs in `rois.order`.
+// The bins of one RoI on a channel block, with `s` prepared (align_roi_forward).
+template <typename T, bool Dense>
+CYROI_SIMD_CLONES void align_bins_forward(const ChannelBlock<const T>& in, const AlignParams<T>& p,
+                                          int64_t k, int64_t c0, const Pooled<T>& out,
+                                          const Pooled<int64_t>& argmax, AlignScratch<T>& s) {
+  const int64_t channels = in.width;
+  const bool staged = staged_results(out, channels);
+  const Divisor<T> count(s.roi.box.count);
+  const int64_t out_sc = staged ? 1 : out.s.c, argmax_sc = staged ? 1 : argmax.s.c;
+  for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
+    for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+      const BinSamples<T> bin(s.roi, ph, pw);
+      const int64_t at = (ph * p.pooled_w + pw) * channels;
+      T* o = staged ? s.staged.data() + at : &out.at(k, c0, ph, pw);
+      int64_t* a = !argmax.data ? nullptr
+                   : staged     ? s.staged_where.data() + at
+                                : &argmax.at(k, c0, ph, pw);
+      if (!p.max_mode)
+        average_bin<T, Dense>(in, bin, count, s, o, out_sc);
+      else if (sizeof(LaneIndex<T>) == 8 || bin.size() <= INT32_MAX)
+        max_bin<T, LaneIndex<T>, Dense>(in, bin, s.roi.box, s.ordinal.data(), s, o, out_sc, a,
+                                        argmax_sc);
+      else
+        max_bin<T, int64_t, Dense>(in, bin, s.roi.box, s.wide_ordinal.data(), s, o, out_sc, a,
+                                   argmax_sc);
+    }
+  }
+  if (staged) store_bins(s.staged.data(), channels, out, k, c0);
+  if (staged && argmax.data) store_bins(s.staged_where.data(), channels, argmax, k, c0);
+}
+
+template <typename T, bool Dense>
+void align_roi_forward(const ChannelBlock<const T>& in, const T* box, const AlignParams<T>& p,
+                       int64_t height, int64_t width, int64_t k, int64_t c0,
+                       const Pooled<T>& out, const Pooled<int64_t>& argmax, AlignScratch<T>& s) {
+  s.roi.compute(box, p, height, width);
+  const bool staged = staged_results(out, in.width);
+  s.prepare(in.width, p.pooled_h * p.pooled_w, staged, staged && argmax.data);
+  align_bins_forward<T, Dense>(in, p, k, c0, out, argmax, s);
+}
+
+// A RoI of no image (batch index out of range) reads 0, with argmax -1.
 template <typename T>
-void roi_align_backward_item(const Maps<T>& grad, const Pooled<T>& grad_out,
-                             const T* boxes, const RoisByImage& rois, const AlignParams<T>& p,
-                             const Pooled<int64_t>& argmax, int64_t n, int64_t c0,
-                             int64_t c1) {
-  const int64_t channels = c1 - c0;
-  std::vector<T> g(channels);
-  std::vector<AxisSamples<T>> xs(p.pooled_w);
-  AxisSamples<T> ys;
-  T* block = grad.plane(n, c0);
-  for (int64_t r = rois.begin[n]; r < rois.begin[n + 1]; ++r) {
-    const int64_t k = rois.order[r];
+void write_empty_rois(const AlignParams<T>& p, const Pooled<T>& out,
+                      const Pooled<int64_t>& argmax, int64_t k, int64_t c0, int64_t width) {
+  for (int64_t c = c0; c < c0 + width; ++c)
+    for (int64_t ph = 0; ph < p.pooled_h; ++ph)
+      for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+        out.at(k, c, ph, pw) = 0;
+        if (argmax.data) argmax.at(k, c, ph, pw) = -1;
+      }
+}
+
+// Feature reads per channel a call makes, roughly: what the channels-last
+// copy and the thread count are weighed against.
+template <typename T>
+double align_reads_per_channel(const T* boxes, int64_t rois, const AlignParams<T>& p,
+                               int64_t height, int64_t width) {
+  double reads = 0;
+  for (int64_t k = 0; k < rois; ++k) {
     const AlignBox<T> b =
         align_box(boxes + 4 * k, p.scale, p.aligned, p.pooled_h, p.pooled_w, p.sampling_ratio);
-    if (!p.max_mode) {
-      for (int64_t pw = 0; pw < p.pooled_w; ++pw)
-        xs[pw].compute(b.start_x, b.bin_w, pw, b.grid_w, grad.W);
-    }
-    for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
-      if (!p.max_mode) ys.compute(b.start_y, b.bin_h, ph, b.grid_h, grad.H);
-      for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
-        for (int64_t c = 0; c < channels; ++c) g[c] = grad_out.at(k, c0 + c, ph, pw);
-        if (p.max_mode) {
-          for (int64_t c = 0; c < channels; ++c)
-            scatter_max(b, ph, pw, argmax.at(k, c0 + c, ph, pw), g[c], block + c * grad.s.c, grad);
-        } else {
-          scatter_average(b, ys, xs[pw], g.data(), channels, block, grad);
-        }
+    const double ny = (double)p.pooled_h * (double)b.grid_h;
+    const double nx = (double)p.pooled_w * (double)b.grid_w;
+    const double span_y = fabs((double)b.bin_h) * (double)p.pooled_h;
+    const double span_x = fabs((double)b.bin_w) * (double)p.pooled_w;
+    reads += 4.0 * (span_y > height + 2 ? ny * (height + 2) / span_y : ny) *
+             (span_x > width + 2 ? nx * (width + 2) / span_x : nx);
+  }
+  return reads;
+}
+
+template <typename T>
+void roi_align_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, int64_t rois,
+                       const AlignParams<T>& p, const Pooled<T>& out,
+                       const Pooled<int64_t>& argmax, int threads) {
+  const double reads = align_reads_per_channel(boxes, rois, p, f.H, f.W);
+  forward_blocks<T, AlignScratch<T>>(
+      f, batch, rois, worth_channels_last(f, reads), threads, reads * (double)f.C,
+      [&](const ChannelBlock<const T>& in, int64_t k, int64_t c0, AlignScratch<T>& s) {
+        if (in.sc == 1 || in.width == 1)
+          align_roi_forward<T, true>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s);
+        else
+          align_roi_forward<T, false>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s);
+      },
+      [&](int64_t k, int64_t c0, int64_t width) {
+        write_empty_rois(p, out, argmax, k, c0, width);
+      });
+}
+
+// One (RoI, channel block) work item reading the features in place: the
+// entry for loops that choose their own items (multiscale_roi_align).
+template <typename T>
+void roi_align_forward_item(const Maps<T>& f, const T* box, int64_t n, const AlignParams<T>& p,
+                            int64_t k, int64_t c0, int64_t c1, const Pooled<T>& out,
+                            const Pooled<int64_t>& argmax) {
+  if (n < 0 || n >= f.N) return write_empty_rois(p, out, argmax, k, c0, c1 - c0);
+  AlignScratch<T> s;
+  const ChannelBlock<const T> in{f.plane(n, c0), f.s.h, f.s.w, f.s.c, c1 - c0};
+  if (in.sc == 1 || in.width == 1)
+    align_roi_forward<T, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s);
+  else
+    align_roi_forward<T, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s);
+}
+
+// --------------------------------------------------------------- backward
+
+// Adds g[c] * weight / count to each tap of each sample of the batch, in
+// sample then tap order.
+template <typename T, bool Dense, bool ExactInverse>
+CYROI_ALWAYS_INLINE void scatter_samples(const ChannelBlock<T>& out, const SampleBatch<T>& b,
+                                         const T* g, const Divisor<T>& count) {
+  const int64_t sc = Dense ? 1 : out.sc, width = out.width;
+  for (int64_t j = 0; j < b.size; ++j) {
+    for (int q = 0; q < 4; ++q) {
+      T* dst = out.data + b.taps[j].offset[q];
+      const T weight = b.taps[j].weight[q];
+      for (int64_t c = 0; c < width; ++c) {
+        if (ExactInverse)
+          dst[c * sc] += g[c] * weight * count.inverse;
+        else
+          dst[c * sc] += g[c] * weight / count.value;
       }
     }
+  }
+}
+
+// mode "max": the gradient goes to the taps of each channel's winning sample.
+//
+// Adjacent channels (Dense) run as the average does, over every listed
+// sample of the bin, adding g * weight where the sample won and 0 * weight
+// = +0 elsewhere. Adding +0 changes no bit: the gradient starts at +0 and
+// sums started at +0 never reach -0. A winner's place in the list is its
+// index less the first one's when the in-map samples are whole grid rows.
+template <typename T, bool Dense>
+CYROI_ALWAYS_INLINE void scatter_winners(const ChannelBlock<T>& out, const RoiSamples<T>& r,
+                                         int64_t ph, int64_t pw, const int64_t* winner,
+                                         int64_t winner_sc, const T* g, int64_t height,
+                                         int64_t width, AlignScratch<T>& s) {
+  const AlignBox<T>& b = r.box;
+  const int64_t sc = Dense ? 1 : out.sc, channels = out.width;
+  const BinSamples<T> bin(r, ph, pw);
+  const int64_t total = bin.size(), first = bin.first_y * b.grid_w + bin.first_x;
+  if (Dense && total > 0 && total <= SampleBatch<T>::kCapacity && bin.nx == b.grid_w) {
+    bin.fill(0, out.sh, out.sw, s.batch);
+    LaneIndex<T>* place = s.ordinal.data();
+    for (int64_t c = 0; c < channels; ++c) {
+      const int64_t at = winner[c * winner_sc] - first;
+      place[c] = at >= 0 && at < total ? (LaneIndex<T>)at : (LaneIndex<T>)-1;
+    }
+    for (int64_t j = 0; j < total; ++j) {
+      for (int q = 0; q < 4; ++q) {
+        T* dst = out.data + s.batch.taps[j].offset[q];
+        const T weight = s.batch.taps[j].weight[q];
+        for (int64_t c = 0; c < channels; ++c)
+          dst[c] += (place[c] == (LaneIndex<T>)j ? g[c] : (T)0) * weight;
+      }
+    }
+    return;
+  }
+  for (int64_t c = 0; c < channels; ++c) {
+    const int64_t sample = winner[c * winner_sc];
+    if (sample < 0 || b.grid_w <= 0 || sample / b.grid_w >= b.grid_h) continue;
+    AxisTap<T> ty, tx;
+    if (!r.ys.tap(ph, sample / b.grid_w, b.start_y, b.bin_h, b.grid_h, height, &ty) ||
+        !r.xs.tap(pw, sample % b.grid_w, b.start_x, b.bin_w, b.grid_w, width, &tx))
+      continue;
+    const Taps<T> t = combine_taps(ty, tx, out.sh, out.sw);
+    T* plane = out.data + c * sc;
+    for (int q = 0; q < 4; ++q) plane[t.offset[q]] += g[c] * t.weight[q];
+  }
+}
+
+// The bins of one RoI into a gradient block, with `s` prepared and NCHW
+// inputs staged channels-last (align_roi_backward).
+template <typename T, bool Dense>
+CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const AlignParams<T>& p,
+                                           int64_t height, int64_t width,
+                                           const Pooled<T>& grad_out,
+                                           const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
+                                           AlignScratch<T>& s) {
+  const int64_t channels = out.width;
+  const bool staged = staged_results(grad_out, channels);
+  const bool staged_winners = p.max_mode && staged_results(argmax, channels);
+  const Divisor<T> count(s.roi.box.count);
+  for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
+    for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+      const int64_t at = (ph * p.pooled_w + pw) * channels;
+      const T* g = s.staged.data() + at;
+      if (!staged) {
+        for (int64_t c = 0; c < channels; ++c) s.acc[c] = grad_out.at(k, c0 + c, ph, pw);
+        g = s.acc.data();
+      }
+      if (p.max_mode) {
+        if (staged_winners)
+          scatter_winners<T, Dense>(out, s.roi, ph, pw, s.staged_where.data() + at, 1, g, height,
+                                    width, s);
+        else
+          scatter_winners<T, Dense>(out, s.roi, ph, pw, &argmax.at(k, c0, ph, pw), argmax.s.c, g,
+                                    height, width, s);
+        continue;
+      }
+      const BinSamples<T> bin(s.roi, ph, pw);
+      for (int64_t first = 0; first < bin.size(); first += s.batch.size) {
+        bin.fill(first, out.sh, out.sw, s.batch);
+        if (count.exact_inverse)
+          scatter_samples<T, Dense, true>(out, s.batch, g, count);
+        else
+          scatter_samples<T, Dense, false>(out, s.batch, g, count);
+      }
+    }
+  }
+}
+
+template <typename T, bool Dense>
+void align_roi_backward(const ChannelBlock<T>& out, const T* box, const AlignParams<T>& p,
+                        int64_t height, int64_t width, const Pooled<T>& grad_out,
+                        const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
+                        AlignScratch<T>& s) {
+  s.roi.compute(box, p, height, width);
+  const int64_t channels = out.width;
+  const bool staged = staged_results(grad_out, channels);
+  const bool staged_winners = p.max_mode && staged_results(argmax, channels);
+  s.prepare(channels, p.pooled_h * p.pooled_w, staged, staged_winners);
+  if (staged) load_bins(grad_out, k, c0, channels, s.staged.data());
+  if (staged_winners) load_bins(argmax, k, c0, channels, s.staged_where.data());
+  align_bins_backward<T, Dense>(out, p, height, width, grad_out, argmax, k, c0, s);
+}
+
+// Accumulates into grad (zeroed by the caller).
+template <typename T>
+void roi_align_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const T* boxes,
+                        const int64_t* batch, const AlignParams<T>& p,
+                        const Pooled<int64_t>& argmax, int threads) {
+  const int64_t rois = grad_out.K;
+  const double reads = align_reads_per_channel(boxes, rois, p, grad.H, grad.W);
+  const bool channels_last = worth_channels_last(grad, reads);
+  backward_blocks<T, AlignScratch<T>>(
+      grad, batch, rois, channels_last, threads, reads * (double)grad.C,
+      [&](const ChannelBlock<T>& out, int64_t k, int64_t c0, AlignScratch<T>& s) {
+        if (out.sc == 1 || out.width == 1)
+          align_roi_backward<T, true>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax, k,
+                                      c0, s);
+        else
+          align_roi_backward<T, false>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax,
+                                       k, c0, s);
+      });
+}
+
+// The channels [c0, c1) of image n over the RoIs of `rois`, accumulated in
+// place: the backward entry for loops that choose their own items.
+template <typename T>
+void roi_align_backward_item(const Maps<T>& grad, const Pooled<T>& grad_out, const T* boxes,
+                             const RoisByImage& rois, const AlignParams<T>& p,
+                             const Pooled<int64_t>& argmax, int64_t n, int64_t c0, int64_t c1) {
+  AlignScratch<T> s;
+  const ChannelBlock<T> out{grad.plane(n, c0), grad.s.h, grad.s.w, grad.s.c, c1 - c0};
+  for (int64_t r = rois.begin[n]; r < rois.begin[n + 1]; ++r) {
+    const int64_t k = rois.order[r];
+    if (out.sc == 1 || out.width == 1)
+      align_roi_backward<T, true>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax, k, c0,
+                                  s);
+    else
+      align_roi_backward<T, false>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax, k,
+                                   c0, s);
   }
 }
 

@@ -1,5 +1,6 @@
-// CPU loops of roi_pool (Fast R-CNN max pooling), forward and backward.
-// Work items as in cpu_roi_align.h: same bits for any thread count.
+// CPU loops of roi_pool (Fast R-CNN max pooling), forward and backward, on
+// channel blocks (cpu_common.h): forward runs the channels of a block side
+// by side over each bin, branch-free.
 #pragma once
 #include "../cyroi/kernels/roi_math.h"
 #include "cpu_common.h"
@@ -11,61 +12,167 @@ template <typename T> struct PoolParams {
   int64_t pooled_h, pooled_w;
 };
 
-template <typename T>
-void roi_pool_forward_item(const Maps<T>& f, const T* box, int64_t n, const PoolParams<T>& p,
-                           int64_t k, int64_t c0, int64_t c1, const Pooled<T>& out,
-                           const Pooled<int64_t>& argmax) {
-  const bool image_ok = n >= 0 && n < f.N;
-  const PoolBox<T> b = pool_box(box, p.scale, p.pooled_h, p.pooled_w, (int64_t)1);
-  for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
-    int64_t h0, h1;
-    pool_bin(b.bin_h, b.start_y, ph, f.H, &h0, &h1);
-    for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
-      int64_t w0, w1;
-      pool_bin(b.bin_w, b.start_x, pw, f.W, &w0, &w1);
-      const bool empty = !image_ok || h1 <= h0 || w1 <= w0;
-      for (int64_t c = c0; c < c1; ++c) {
-        T best = 0;
-        int64_t where = -1;
-        if (!empty) {
-          const T* plane = f.plane(n, c);
-          for (int64_t h = h0; h < h1; ++h) {
-            for (int64_t w = w0; w < w1; ++w) {
-              const T v = plane[h * f.s.h + w * f.s.w];
-              if (where < 0 || v > best) {
-                best = v;
-                where = h * f.W + w;
-              }
-            }
-          }
-        }
-        out.at(k, c, ph, pw) = best;
-        if (argmax.data) argmax.at(k, c, ph, pw) = where;
-      }
+template <typename T> struct PoolScratch {
+  std::vector<T> best, block, staged;
+  std::vector<int64_t> staged_where;
+  std::vector<LaneIndex<T>> where;
+  std::vector<int64_t> wide_where;  // float maps of more than 2^31 pixels
+};
+
+// First maximum of the (non-empty) bin [h0, h1) x [w0, w1) per channel, in
+// row-major order: a later element wins only if strictly greater;
+// where = h * W + w.
+template <typename T, typename Index, bool Dense>
+CYROI_ALWAYS_INLINE void max_of_bin(const ChannelBlock<const T>& in, int64_t h0, int64_t h1,
+                                    int64_t w0, int64_t w1, int64_t map_w, T* best,
+                                    Index* where) {
+  const int64_t sc = Dense ? 1 : in.sc, width = in.width;
+  const T* first = in.data + h0 * in.sh + w0 * in.sw;
+  for (int64_t c = 0; c < width; ++c) {
+    best[c] = first[c * sc];
+    where[c] = (Index)(h0 * map_w + w0);
+  }
+  for (int64_t h = h0; h < h1; ++h) {
+    for (int64_t w = h == h0 ? w0 + 1 : w0; w < w1; ++w) {
+      const T* pixel = in.data + h * in.sh + w * in.sw;
+      const Index flat = (Index)(h * map_w + w);
+      for (int64_t c = 0; c < width; ++c) keep_greater(pixel[c * sc], flat, best[c], where[c]);
     }
   }
 }
 
-// Adds each output gradient at its argmax; argmax values outside the plane
-// (a hand-made argmax) are ignored rather than followed.
-template <typename T>
-void roi_pool_backward_item(const Maps<T>& grad, const Pooled<T>& grad_out,
-                            const RoisByImage& rois, const Pooled<int64_t>& argmax,
-                            int64_t n, int64_t c0, int64_t c1) {
-  const int64_t plane_size = grad.H * grad.W;
-  for (int64_t r = rois.begin[n]; r < rois.begin[n + 1]; ++r) {
-    const int64_t k = rois.order[r];
-    for (int64_t c = c0; c < c1; ++c) {
-      T* plane = grad.plane(n, c);
-      for (int64_t ph = 0; ph < grad_out.PH; ++ph) {
-        for (int64_t pw = 0; pw < grad_out.PW; ++pw) {
-          const int64_t where = argmax.at(k, c, ph, pw);
-          if (where < 0 || where >= plane_size) continue;
-          plane[(where / grad.W) * grad.s.h + (where % grad.W) * grad.s.w] += grad_out.at(k, c, ph, pw);
-        }
-      }
+// The bins of one RoI on a channel block, with `s` sized (pool_roi_forward).
+template <typename T, typename Index, bool Dense>
+CYROI_SIMD_CLONES void pool_bins_forward(const ChannelBlock<const T>& in, const T* box,
+                                         const PoolParams<T>& p, int64_t height, int64_t width,
+                                         int64_t k, int64_t c0, const Pooled<T>& out,
+                                         const Pooled<int64_t>& argmax, PoolScratch<T>& s,
+                                         Index* where) {
+  const PoolBox<T> b = pool_box(box, p.scale, p.pooled_h, p.pooled_w, (int64_t)1);
+  const int64_t channels = in.width;
+  const bool staged = staged_results(out, channels);
+  const int64_t out_sc = staged ? 1 : out.s.c, argmax_sc = staged ? 1 : argmax.s.c;
+  T* best = s.best.data();
+  for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
+    int64_t h0, h1;
+    pool_bin(b.bin_h, b.start_y, ph, height, &h0, &h1);
+    for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+      int64_t w0, w1;
+      pool_bin(b.bin_w, b.start_x, pw, width, &w0, &w1);
+      const int64_t at = (ph * p.pooled_w + pw) * channels;
+      T* o = staged ? s.staged.data() + at : &out.at(k, c0, ph, pw);
+      int64_t* a = !argmax.data ? nullptr
+                   : staged     ? s.staged_where.data() + at
+                                : &argmax.at(k, c0, ph, pw);
+      const bool empty = h1 <= h0 || w1 <= w0;
+      if (!empty) max_of_bin<T, Index, Dense>(in, h0, h1, w0, w1, width, best, where);
+      for (int64_t c = 0; c < channels; ++c) o[c * out_sc] = empty ? (T)0 : best[c];
+      if (a)
+        for (int64_t c = 0; c < channels; ++c) a[c * argmax_sc] = empty ? -1 : (int64_t)where[c];
     }
   }
+  if (staged) store_bins(s.staged.data(), channels, out, k, c0);
+  if (staged && argmax.data) store_bins(s.staged_where.data(), channels, argmax, k, c0);
+}
+
+template <typename T, typename Index, bool Dense>
+void pool_roi_forward(const ChannelBlock<const T>& in, const T* box, const PoolParams<T>& p,
+                      int64_t height, int64_t width, int64_t k, int64_t c0, const Pooled<T>& out,
+                      const Pooled<int64_t>& argmax, PoolScratch<T>& s,
+                      std::vector<Index>& where) {
+  const int64_t channels = in.width, bins = p.pooled_h * p.pooled_w;
+  s.best.resize(channels);
+  where.resize(channels);
+  if (staged_results(out, channels)) s.staged.resize(bins * channels);
+  if (staged_results(out, channels) && argmax.data) s.staged_where.resize(bins * channels);
+  pool_bins_forward<T, Index, Dense>(in, box, p, height, width, k, c0, out, argmax, s,
+                                     where.data());
+}
+
+// Feature reads per channel, roughly: the RoIs' areas clipped to the map.
+template <typename T>
+double pool_reads_per_channel(const T* boxes, int64_t rois, const PoolParams<T>& p,
+                              int64_t height, int64_t width) {
+  double reads = 0;
+  for (int64_t k = 0; k < rois; ++k) {
+    const PoolBox<T> b = pool_box(boxes + 4 * k, p.scale, p.pooled_h, p.pooled_w, (int64_t)1);
+    reads += std::min((double)b.bin_h * (double)p.pooled_h + 1.0, (double)height) *
+             std::min((double)b.bin_w * (double)p.pooled_w + 1.0, (double)width);
+  }
+  return reads;
+}
+
+template <typename T>
+void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, int64_t rois,
+                      const PoolParams<T>& p, const Pooled<T>& out,
+                      const Pooled<int64_t>& argmax, int threads) {
+  const double reads = pool_reads_per_channel(boxes, rois, p, f.H, f.W);
+  const bool narrow = sizeof(LaneIndex<T>) == 8 || f.H * f.W <= INT32_MAX;
+  forward_blocks<T, PoolScratch<T>>(
+      f, batch, rois, worth_channels_last(f, reads), threads, reads * (double)f.C,
+      [&](const ChannelBlock<const T>& in, int64_t k, int64_t c0, PoolScratch<T>& s) {
+        const T* box = boxes + 4 * k;
+        const bool dense = in.sc == 1 || in.width == 1;
+        if (!narrow && dense)
+          pool_roi_forward<T, int64_t, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
+                                             s.wide_where);
+        else if (!narrow)
+          pool_roi_forward<T, int64_t, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
+                                              s.wide_where);
+        else if (dense)
+          pool_roi_forward<T, LaneIndex<T>, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
+                                                  s.where);
+        else
+          pool_roi_forward<T, LaneIndex<T>, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
+                                                   s.where);
+      },
+      [&](int64_t k, int64_t c0, int64_t width) {  // RoIs of no image: empty bins
+        for (int64_t c = c0; c < c0 + width; ++c)
+          for (int64_t ph = 0; ph < p.pooled_h; ++ph)
+            for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+              out.at(k, c, ph, pw) = 0;
+              if (argmax.data) argmax.at(k, c, ph, pw) = -1;
+            }
+      });
+}
+
+// Adds each output gradient at its argmax into the gradient block; argmax
+// values outside the plane (a hand-made argmax) are ignored, not followed.
+// The loop runs along whichever axis grad_output has adjacent (bins for
+// NCHW, channels for NHWC); each element still sums in RoI then bin order.
+template <typename T>
+void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width,
+                       const Pooled<T>& grad_out, const Pooled<int64_t>& argmax, int64_t k,
+                       int64_t c0) {
+  const int64_t plane_size = height * width;
+  const bool flat_rows = out.sh == width * out.sw;  // element = where * sw
+  auto add = [&](int64_t c, int64_t ph, int64_t pw) {
+    const int64_t where = argmax.at(k, c0 + c, ph, pw);
+    if (where < 0 || where >= plane_size) return;
+    const int64_t offset =
+        flat_rows ? where * out.sw : (where / width) * out.sh + (where % width) * out.sw;
+    out.data[c * out.sc + offset] += grad_out.at(k, c0 + c, ph, pw);
+  };
+  if (grad_out.s.c == 1) {
+    for (int64_t ph = 0; ph < grad_out.PH; ++ph)
+      for (int64_t pw = 0; pw < grad_out.PW; ++pw)
+        for (int64_t c = 0; c < out.width; ++c) add(c, ph, pw);
+  } else {
+    for (int64_t c = 0; c < out.width; ++c)
+      for (int64_t ph = 0; ph < grad_out.PH; ++ph)
+        for (int64_t pw = 0; pw < grad_out.PW; ++pw) add(c, ph, pw);
+  }
+}
+
+template <typename T>
+void roi_pool_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const int64_t* batch,
+                       const Pooled<int64_t>& argmax, int threads) {
+  const double work = (double)grad_out.K * grad_out.C * grad_out.PH * grad_out.PW;
+  backward_blocks<T, PoolScratch<T>>(
+      grad, batch, grad_out.K, false, threads, work,
+      [&](const ChannelBlock<T>& out, int64_t k, int64_t c0, PoolScratch<T>&) {
+        pool_roi_backward(out, grad.H, grad.W, grad_out, argmax, k, c0);
+      });
 }
 
 }  // namespace cyroi

@@ -1,0 +1,335 @@
+"""CPU benchmark of cyroi against onnxruntime (issue 3).
+
+    pip install -e ".[bench,plot]"   # onnx, onnxruntime; matplotlib for plot.py
+    python bench/cpu.py [--out bench/results/cpu.json] [--workloads frcnn_head,...]
+    python bench/plot.py             # bench/results/cpu_speedup.png
+
+Times cyroi's roi_align (avg, aligned=True, sampling_ratio=2) and roi_pool,
+forward and backward, against onnxruntime's RoiAlign (opset 16, half_pixel)
+and MaxRoiPool in one process on the same float32 NCHW inputs, at 1 and 2
+threads: the median wall time of at least 7 runs after warm-up, end to end
+(argument checks and output allocation included on both sides). Beside it,
+the ratio of process CPU times: other processes on a shared machine disturb
+it less (it is what a call costs; with 2 threads it sums both). onnxruntime
+runs inference only, so backward rows have no peer. Outputs are compared
+before timing. Extra rows: mode="max", NHWC and float64 against the base
+case, 1 -> 2 thread scaling, the latency of a tiny call, and achieved taps
+per second against a machine probe.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the checkout's cyroi
+import cyroi  # noqa: E402
+from onnx_peer import VERSION as ORT_VERSION  # noqa: E402
+from onnx_peer import Peer, max_roi_pool_model, roi_align_model  # noqa: E402
+from probe import machine_probe  # noqa: E402
+from workloads import WORKLOADS, align_taps, pool_reads  # noqa: E402
+
+THREADS = (1, 2)
+TARGET_THREADS = 2
+SAMPLING_RATIO = 2
+# name -> (layout, dtype, roi_align mode); "base" is the row onnxruntime faces.
+VARIANTS = {
+    "base": ("NCHW", np.float32, "avg"),
+    "max": ("NCHW", np.float32, "max"),
+    "nhwc": ("NHWC", np.float32, "avg"),
+    "f64": ("NCHW", np.float64, "avg"),
+}
+# Forward rows are inference calls (no argmax), like onnxruntime's; the
+# training forward of roi_pool (with the argmax that backward needs) has its
+# own row.
+OPS = ("align_fwd", "align_bwd", "pool_fwd", "pool_fwd_argmax", "pool_bwd")
+
+
+def timed(fn, min_runs=7, min_seconds=0.3, warmup=2):
+    """(median wall ms, min wall ms, median process CPU ms) over at least
+    min_runs runs after warm-up. With one thread, CPU time is what the call
+    costs even while other processes take the cores."""
+    for _ in range(warmup):
+        fn()
+    walls, cpus, start = [], [], time.perf_counter()
+    while len(walls) < min_runs or (time.perf_counter() - start < min_seconds
+                                    and len(walls) < 99):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return statistics.median(walls) * 1e3, min(walls) * 1e3, statistics.median(cpus) * 1e3
+
+
+def median_ms(fn, **kwargs):
+    return timed(fn, **kwargs)[0]
+
+
+def cyroi_ops(wl, x, rois, variant):
+    """The four timed calls of one variant, on features x in its layout."""
+    layout, _, mode = VARIANTS[variant]
+    size, scale = wl.pooled, wl.scale
+    _, align_argmax = cyroi.roi_align(x, rois, size, scale, SAMPLING_RATIO, True, "max",
+                                      layout=layout, return_argmax=True)
+    out, pool_argmax = cyroi.roi_pool(x, rois, size, scale, layout=layout, return_argmax=True)
+    grad = np.random.default_rng(1).standard_normal(out.shape).astype(x.dtype)
+    argmax = align_argmax if mode == "max" else None
+    ops = {
+        "align_fwd": lambda: cyroi.roi_align(x, rois, size, scale, SAMPLING_RATIO, True, mode,
+                                             layout=layout),
+        "align_bwd": lambda: cyroi.roi_align_backward(grad, rois, x.shape, scale,
+                                                      SAMPLING_RATIO, True, mode,
+                                                      argmax=argmax, layout=layout),
+        "pool_fwd": lambda: cyroi.roi_pool(x, rois, size, scale, layout=layout),
+        "pool_fwd_argmax": lambda: cyroi.roi_pool(x, rois, size, scale, layout=layout,
+                                                  return_argmax=True),
+        "pool_bwd": lambda: cyroi.roi_pool_backward(grad, rois, pool_argmax, x.shape,
+                                                    layout=layout),
+    }
+    if variant == "max":  # roi_pool has no mode: the base rows cover it
+        del ops["pool_fwd"], ops["pool_fwd_argmax"], ops["pool_bwd"]
+    return ops
+
+
+def peers(wl, threads):
+    return {"align_fwd": Peer(roi_align_model(wl.pooled, wl.scale, SAMPLING_RATIO), threads),
+            "pool_fwd": Peer(max_roi_pool_model(wl.pooled, wl.scale), threads)}
+
+
+def max_abs_diff(a, b):
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)),
+                        initial=0.0))
+
+
+def agreement(wl, inputs):
+    """Max |difference| of outputs that must agree, checked before timing."""
+    x, rois = inputs["base"]
+    ort = peers(wl, 1)
+    align = cyroi.roi_align(x, rois, wl.pooled, wl.scale, SAMPLING_RATIO, True)
+    pool = cyroi.roi_pool(x, rois, wl.pooled, wl.scale)
+    x_nhwc, _ = inputs["nhwc"]
+    x_f64, rois_f64 = inputs["f64"]
+    return {
+        "align vs onnxruntime RoiAlign": max_abs_diff(
+            align, ort["align_fwd"](ort["align_fwd"].feeds(x, rois))),
+        "pool vs onnxruntime MaxRoiPool": max_abs_diff(
+            pool, ort["pool_fwd"](ort["pool_fwd"].feeds(x, rois))),
+        "align NHWC vs NCHW": max_abs_diff(
+            cyroi.roi_align(x_nhwc, rois, wl.pooled, wl.scale, SAMPLING_RATIO, True,
+                            layout="NHWC").transpose(0, 3, 1, 2), align),
+        "pool NHWC vs NCHW": max_abs_diff(
+            cyroi.roi_pool(x_nhwc, rois, wl.pooled, wl.scale,
+                           layout="NHWC").transpose(0, 3, 1, 2), pool),
+        "align float64 vs float32": max_abs_diff(
+            cyroi.roi_align(x_f64, rois_f64, wl.pooled, wl.scale, SAMPLING_RATIO, True),
+            align),
+    }
+
+
+def workload_inputs(wl):
+    rng = np.random.default_rng(0)
+    x = wl.features(rng)
+    rois = wl.rois(rng)
+    return {"base": (x, rois), "max": (x, rois),
+            "nhwc": (np.ascontiguousarray(x.transpose(0, 2, 3, 1)), rois),
+            "f64": (x.astype(np.float64), rois.astype(np.float64))}
+
+
+def time_workload(wl, inputs):
+    rows = []
+    for threads in THREADS:
+        cyroi.set_num_threads(threads)
+        ort = peers(wl, threads)
+        variants = VARIANTS if threads == TARGET_THREADS else ("base",)
+        for variant in variants:
+            x, rois = inputs[variant]
+            for op, call in cyroi_ops(wl, x, rois, variant).items():
+                row = {"workload": wl.name, "op": op, "variant": variant, "threads": threads,
+                       "onnxruntime_ms": None, "speedup": None, "cpu_speedup": None}
+                row["cyroi_ms"], row["cyroi_min_ms"], row["cyroi_cpu_ms"] = timed(call)
+                if variant == "base" and op in ort:
+                    feeds = ort[op].feeds(x, rois)
+                    (row["onnxruntime_ms"], row["onnxruntime_min_ms"],
+                     row["onnxruntime_cpu_ms"]) = timed(lambda: ort[op](feeds))
+                    row["speedup"] = row["onnxruntime_ms"] / row["cyroi_ms"]
+                    row["cpu_speedup"] = row["onnxruntime_cpu_ms"] / row["cyroi_cpu_ms"]
+                rows.append(row)
+                print_row(row)
+    cyroi.set_num_threads(None)
+    return rows
+
+
+def small_call_latency():
+    """Microseconds per end-to-end call with K=1, C=1, 7x7 (checks included)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 1, 32, 32), dtype=np.float32)
+    rois = np.array([[0, 2.5, 3.0, 20.0, 25.5]], dtype=np.float32)
+    out, argmax = cyroi.roi_pool(x, rois, 7, return_argmax=True)
+    calls = {
+        "roi_align": lambda: cyroi.roi_align(x, rois, 7, 1.0, SAMPLING_RATIO, True),
+        "roi_align_backward": lambda: cyroi.roi_align_backward(out, rois, x.shape, 1.0,
+                                                               SAMPLING_RATIO, True),
+        "roi_pool": lambda: cyroi.roi_pool(x, rois, 7),
+        "roi_pool_backward": lambda: cyroi.roi_pool_backward(out, rois, argmax, x.shape),
+    }
+    results = []
+    for threads in THREADS:
+        cyroi.set_num_threads(threads)
+        ort = {"roi_align": Peer(roi_align_model(7, 1.0, SAMPLING_RATIO), threads),
+               "roi_pool": Peer(max_roi_pool_model(7, 1.0), threads)}
+        for name, call in calls.items():
+            row = {"op": name, "threads": threads, "cyroi_us": per_call_us(call),
+                   "onnxruntime_us": None}
+            if name in ort:
+                feeds = ort[name].feeds(x, rois)
+                row["onnxruntime_us"] = per_call_us(lambda: ort[name](feeds))
+            results.append(row)
+    cyroi.set_num_threads(None)
+    return results
+
+
+def per_call_us(call, batch=200):
+    def many():
+        for _ in range(batch):
+            call()
+    return median_ms(many, min_runs=9, min_seconds=0.2) * 1e3 / batch
+
+
+def rates(wl, inputs, rows, probe):
+    """Taps (and roi_pool reads) per second against the machine probe."""
+    _, rois = inputs["base"]
+    counts = {"align_fwd": align_taps(wl, rois, SAMPLING_RATIO), "pool_fwd": pool_reads(wl, rois)}
+    out = []
+    for row in rows:
+        if row["workload"] == wl.name and row["variant"] == "base" and row["op"] in counts:
+            per_s = counts[row["op"]] / (row["cyroi_ms"] * 1e-3)
+            peak = probe["muladds_per_s"][str(row["threads"])]
+            out.append({"workload": wl.name, "op": row["op"], "threads": row["threads"],
+                        "count": counts[row["op"]], "per_s": per_s,
+                        "of_probe_muladds": per_s / peak,
+                        "gather_bytes_per_s": per_s * 4})
+    return out
+
+
+def find(rows, workload, op, variant="base", threads=TARGET_THREADS):
+    for row in rows:
+        if (row["workload"], row["op"], row["variant"], row["threads"]) == (
+                workload, op, variant, threads):
+            return row
+    return None
+
+
+def targets(rows, small):
+    """Issue 3's targets at 2 threads, float32: (name, value, limit, met)."""
+    checks = []
+
+    def check(name, value, limit, at_least):
+        checks.append({"target": name, "value": value, "limit": limit,
+                       "met": value >= limit if at_least else value <= limit})
+
+    for wl in {row["workload"] for row in rows}:
+        base = {op: find(rows, wl, op) for op in OPS}
+        if None in base.values():
+            continue
+        for op in ("align_fwd", "pool_fwd"):
+            check(f"{wl} {op} speedup vs onnxruntime", base[op]["speedup"], 10.0, True)
+        for forward in ("pool_fwd", "pool_fwd_argmax"):
+            check(f"{wl} pool_bwd / {forward} time", base["pool_bwd"]["cyroi_ms"]
+                  / base[forward]["cyroi_ms"], 1.0, False)
+        for op in OPS:
+            one = find(rows, wl, op, threads=1)
+            check(f"{wl} {op} 1->2 thread scaling", one["cyroi_ms"] / base[op]["cyroi_ms"],
+                  1.8, True)
+            for variant, limit in (("max", 1.5), ("nhwc", 1.0), ("f64", 2.5)):
+                row = find(rows, wl, op, variant)
+                if row:
+                    check(f"{wl} {op} {variant} / base time",
+                          row["cyroi_ms"] / base[op]["cyroi_ms"], limit, False)
+    for row in small:
+        check(f"small call {row['op']} ({row['threads']} threads) us", row["cyroi_us"], 20.0,
+              False)
+    return checks
+
+
+def print_row(row):
+    ort = f"{row['onnxruntime_ms']:10.2f}" if row["onnxruntime_ms"] else " " * 10
+    speed = (f"{row['speedup']:7.1f}x {row['cpu_speedup']:7.1f}x" if row["speedup"]
+             else " " * 17)
+    print(f"{row['workload']:10s} {row['op']:15s} {row['variant']:4s} {row['threads']:2d} "
+          f"{row['cyroi_ms']:9.2f} {ort} {speed} {row['cyroi_cpu_ms']:9.2f}", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(HERE / "results" / "cpu.json"))
+    parser.add_argument("--workloads", default=",".join(wl.name for wl in WORKLOADS))
+    args = parser.parse_args()
+    chosen = [wl for wl in WORKLOADS if wl.name in args.workloads.split(",")]
+
+    probe = machine_probe(THREADS)
+    print(f"probe: GEMM multiply-adds/s {probe['muladds_per_s']}, "
+          f"copy {probe['copy_bytes_per_s'] / 1e9:.1f} GB/s")
+    result = {"machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
+                          "load_average_at_start": os.getloadavg(),
+                          "python": platform.python_version(),
+                          "numpy": np.__version__, "onnxruntime": ORT_VERSION,
+                          "cyroi": cyroi.__version__},
+              "probe": probe, "workloads": {}, "agreement": {}, "rows": [], "rates": []}
+    print(f"{'workload':10s} {'op':15s} {'var':4s} th {'cyroi ms':>9s} {'onnxrt ms':>10s} "
+          f"{'speedup':>8s} {'cpu-time':>8s} {'cyroi cpu':>9s}")
+    for wl in chosen:
+        inputs = workload_inputs(wl)
+        result["workloads"][wl.name] = wl.describe()
+        result["agreement"][wl.name] = agreement(wl, inputs)
+        for name, diff in result["agreement"][wl.name].items():
+            print(f"{wl.name:11s} max |diff| {name}: {diff:.3g}")
+        rows = time_workload(wl, inputs)
+        result["rows"] += rows
+        result["rates"] += rates(wl, inputs, rows, probe)
+    result["small_call_us"] = small_call_latency()
+    result["targets"] = targets(result["rows"], result["small_call_us"])
+    result["machine"]["load_average_at_end"] = os.getloadavg()
+    report(result)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.out}")
+
+
+def _cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def report(result):
+    print("\nrates (base variant, forward):")
+    for r in result["rates"]:
+        print(f"  {r['workload']:11s} {r['op']:9s} {r['threads']} threads: "
+              f"{r['per_s'] / 1e9:6.2f} G/s = {100 * r['of_probe_muladds']:5.1f}% of GEMM "
+              f"multiply-adds, gathers {r['gather_bytes_per_s'] / 1e9:6.1f} GB/s")
+    print("small call K=1, C=1, 7x7 (microseconds per call, checks included):")
+    for r in result["small_call_us"]:
+        ort = f"  onnxruntime {r['onnxruntime_us']:7.1f}" if r["onnxruntime_us"] else ""
+        print(f"  {r['op']:19s} {r['threads']} threads: cyroi {r['cyroi_us']:7.1f}{ort}")
+    machine = result["machine"]
+    print(f"load average {machine['load_average_at_start']} -> {machine['load_average_at_end']} "
+          f"on {machine['cores']} cores (other processes share the machine: thread scaling "
+          "and ms are only as good as the quiet)")
+    print("targets (2 threads, float32 unless named):")
+    for t in result["targets"]:
+        print(f"  {'ok  ' if t['met'] else 'MISS'} {t['target']:45s} {t['value']:8.2f} "
+              f"(limit {t['limit']})")
+
+
+if __name__ == "__main__":
+    main()

@@ -27,4 +27,4 @@ export PYTHONPATH=$PWD
     f'numpy {numpy.__version__}, mxnet {mxnet.__version__}, chainer {chainer.__version__}, '
     f'cyroi extension {ext.__file__}')"
 "$venv/bin/python" -m pytest -p no:cacheprovider -ra \
-    tests/test_adapter_chainer.py tests/test_adapter_mxnet.py
+    tests/test_adapter_chainer.py tests/test_adapter_mxnet.py tests/test_adapter_mxnet_family.py

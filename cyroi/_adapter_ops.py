@@ -27,7 +27,8 @@ class Op:
     gradient of features. keeps_argmax(params): whether forward returns an
     argmax. check(params) raises what the op raises for bad parameters, for
     adapters that must fail before any array exists (JAX tracing).
-    pooled_channels(C, (PH, PW)): the output's channel count."""
+    pooled_channels(C, (PH, PW)): the output's channel count.
+    box_columns: numbers per box after the batch index (4, or 5 rotated)."""
     name: str
     params: Tuple[Tuple[str, type], ...]
     forward: Callable
@@ -35,6 +36,7 @@ class Op:
     keeps_argmax: Callable
     check: Callable
     pooled_channels: Callable = same_channels
+    box_columns: int = 4
 
     def pooled_shape(self, features_shape, num_rois, output_size, layout="NCHW"):
         """Shape of the output for `num_rois` RoIs of features_shape."""
@@ -64,9 +66,13 @@ def _roi_pool_backward(grad_output, rois, input_shape, argmax, params, **options
     return _api.roi_pool_backward(grad_output, rois, argmax, input_shape, **options)
 
 
-def _check_align(params):
+def _check_sampled(params):
     _checks.spatial_scale(params["spatial_scale"])
     _checks.sampling_ratio(params["sampling_ratio"])
+
+
+def _check_align(params):
+    _check_sampled(params)
     _checks.choice(params["mode"], "mode", _checks.MODES)
 
 
@@ -84,3 +90,41 @@ ROI_POOL = Op(
     "roi_pool", params=(("spatial_scale", float),),
     forward=_roi_pool_forward, backward=_roi_pool_backward,
     keeps_argmax=lambda params: True, check=_check_pool)
+
+
+def _ps_channels(channels, output_size):
+    return _api._ps_channels(channels, output_size, "features")
+
+
+def _without_argmax(forward):
+    """An op whose backward needs no argmax, seen as one that keeps none."""
+    def forward_op(features, rois, output_size, params, **options):
+        return forward(features, rois, output_size, **params, **options), None
+    return forward_op
+
+
+def _ignoring_argmax(backward):
+    def backward_op(grad_output, rois, input_shape, argmax, params, **options):
+        return backward(grad_output, rois, input_shape, **params, **options)
+    return backward_op
+
+
+PS_ROI_ALIGN = Op(
+    "ps_roi_align", params=(("spatial_scale", float), ("sampling_ratio", int)),
+    forward=_without_argmax(_api.ps_roi_align),
+    backward=_ignoring_argmax(_api.ps_roi_align_backward),
+    keeps_argmax=lambda params: False, check=_check_sampled, pooled_channels=_ps_channels)
+
+PS_ROI_POOL = Op(
+    "ps_roi_pool", params=(("spatial_scale", float),),
+    forward=_without_argmax(_api.ps_roi_pool),
+    backward=_ignoring_argmax(_api.ps_roi_pool_backward),
+    keeps_argmax=lambda params: False, check=_check_pool, pooled_channels=_ps_channels)
+
+ROI_ALIGN_ROTATED = Op(
+    "roi_align_rotated",
+    params=(("spatial_scale", float), ("sampling_ratio", int), ("aligned", bool),
+            ("clockwise", bool)),
+    forward=_without_argmax(_api.roi_align_rotated),
+    backward=_ignoring_argmax(_api.roi_align_rotated_backward),
+    keeps_argmax=lambda params: False, check=_check_sampled, box_columns=5)

@@ -107,3 +107,10 @@ def import_like(obj, name, backend):
         raise ValueError(f"{name} must be on the same device as features ({where}); "
                          f"got an array on {there}")
     return import_array(obj, name)[0]
+
+
+def aligned_array(array):
+    """A NumPy array, copied if misaligned (a view at an odd byte offset, as
+    np.frombuffer makes): the compiled loops load whole elements, and a
+    misaligned load is undefined behaviour in C."""
+    return array if array.flags.aligned else array.copy(order="K")

@@ -8,6 +8,7 @@ need no copy. float16 computes in float32.
 import numpy as np
 
 from . import _cpu_ext, _cpu_family
+from ._arrays import aligned_array
 from ._threads import get_num_threads
 
 # Channels per work item of the family loops (roi_align and roi_pool pick
@@ -22,15 +23,8 @@ def compute_dtype(dtype):
     return np.dtype(np.float64) if dtype.itemsize >= 8 else np.dtype(np.float32)
 
 
-def _aligned(array):
-    """`array`, copied if misaligned (a view from np.frombuffer at an odd
-    offset): the loops load whole elements, and a misaligned load is
-    undefined behaviour in C."""
-    return array if array.flags.aligned else array.copy(order="K")
-
-
 def _as_compute(array):
-    return _aligned(array.astype(compute_dtype(array.dtype), copy=False))
+    return aligned_array(array.astype(compute_dtype(array.dtype), copy=False))
 
 
 def _logical(array, layout):
@@ -65,7 +59,7 @@ def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, align
     if want_argmax:
         argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
     if out.size:
-        _cpu_ext.roi_align_forward(x, _aligned(boxes), _aligned(batch), out_view, argmax_view,
+        _cpu_ext.roi_align_forward(x, boxes, batch, out_view, argmax_view,
                                    scale, sampling_ratio, aligned, mode == "max",
                                    get_num_threads())
     return out.astype(features.dtype, copy=False), argmax
@@ -76,8 +70,8 @@ def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, 
     g = _logical(_as_compute(grad_output), layout)
     grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
     if grad.size and g.size:
-        argmax_view = _logical(_aligned(argmax), layout) if mode == "max" else None
-        _cpu_ext.roi_align_backward(g, _aligned(boxes), _aligned(batch), argmax_view, grad_view,
+        argmax_view = _logical(aligned_array(argmax), layout) if mode == "max" else None
+        _cpu_ext.roi_align_backward(g, boxes, batch, argmax_view, grad_view,
                                     scale, sampling_ratio, aligned, mode == "max",
                                     get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)
@@ -90,7 +84,7 @@ def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax):
     if want_argmax:
         argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
     if out.size:
-        _cpu_ext.roi_pool_forward(x, _aligned(boxes), _aligned(batch), out_view, argmax_view,
+        _cpu_ext.roi_pool_forward(x, boxes, batch, out_view, argmax_view,
                                   scale, get_num_threads())
     return out.astype(features.dtype, copy=False), argmax
 
@@ -99,7 +93,7 @@ def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=F
     g = _logical(_as_compute(grad_output), layout)
     grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
     if grad.size and g.size:
-        _cpu_ext.roi_pool_backward(g, _aligned(batch), _logical(_aligned(argmax), layout),
+        _cpu_ext.roi_pool_backward(g, batch, _logical(aligned_array(argmax), layout),
                                    grad_view, get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)
 
@@ -161,8 +155,8 @@ def _rois_grad(grad_output, features, boxes, layout, run):
     """The (K, B) gradient for box coordinates, one row per RoI: lets
     run(features_view, grad_output_view, grad_boxes) fill it, all in the
     compute dtype of the boxes."""
-    x = _logical(features.astype(boxes.dtype, copy=False), layout)
-    g = _logical(grad_output.astype(boxes.dtype, copy=False), layout)
+    x = _logical(aligned_array(features.astype(boxes.dtype, copy=False)), layout)
+    g = _logical(aligned_array(grad_output.astype(boxes.dtype, copy=False)), layout)
     grad_boxes = np.zeros(boxes.shape, boxes.dtype)
     if len(boxes) and g.size:
         run(x, g, grad_boxes)

@@ -1,7 +1,7 @@
 """RoIs in the SPEC's three forms -> (boxes (K, B) float, batch (K,) int64)."""
 import numpy as np
 
-from ._arrays import import_like
+from ._arrays import aligned_array, import_like
 from ._checks import is_floating
 
 _FRACTIONAL = ("rois[:, 0] (batch index) must hold integers; got fractional or non-finite "
@@ -52,7 +52,8 @@ def _scan_numpy(table, first, columns, batch, compute_dtype):
     with_index = batch is None
     if with_index:
         batch = np.empty(table.shape[0], np.int64)
-    fractional, low, high, nonfinite = _cpu_ext.scan_rois(table, first, boxes, batch, with_index)
+    fractional, low, high, nonfinite = _cpu_ext.scan_rois(aligned_array(table), first, boxes, batch,
+                                                              with_index)
     return boxes, batch, fractional, low, high, nonfinite
 
 
@@ -78,11 +79,15 @@ def _finish(table, first, columns, batch, num_images, compute_dtype, validate, x
                              f"[{low}, {high}]")
     if validate and (nonfinite or (nonfinite is None and not bool(xp.all(xp.isfinite(boxes))))):
         raise ValueError(_NONFINITE)
-    return boxes, xp.ascontiguousarray(batch)
+    return _aligned(boxes, xp), _aligned(xp.ascontiguousarray(batch), xp)
 
 
 def _is_per_image_list(rois):
     return isinstance(rois, (list, tuple)) and all(hasattr(item, "shape") for item in rois)
+
+
+def _aligned(array, xp):
+    return aligned_array(array) if xp is np else array  # CuPy arrays are always aligned
 
 
 def normalize(rois, batch_indices, num_images, backend, compute_dtype, validate,

@@ -1,13 +1,14 @@
-"""JAX adapter: roi_align and roi_pool as jax.custom_vjp functions, so they
-work under jax.jit, jax.grad and jax.vmap.
+"""JAX adapter: roi_align, roi_pool, ps_roi_align, ps_roi_pool and
+roi_align_rotated as jax.custom_vjp functions, so they work under jax.jit,
+jax.grad and jax.vmap.
 
     from cyroi.jax import roi_align, roi_pool
 
-Arguments as cyroi's own ops (rois (K, 5) or a list of per-image (K_i, 4),
-layout "NCHW" or "NHWC"). The computation runs on the host in cyroi's CPU
-loops through jax.pure_callback; arrays on an accelerator are copied to the
-host and back. Gradients flow to features only. argmax stays internal
-(int32, as JAX's default integer).
+Arguments as cyroi's own ops (rois (K, 5) or a list of per-image (K_i, 4);
+rotated (K, 6) or a list of (K_i, 5); layout "NCHW" or "NHWC"). The
+computation runs on the host in cyroi's CPU loops through jax.pure_callback;
+arrays on an accelerator are copied to the host and back. Gradients flow to
+features only. argmax stays internal (int32, as JAX's default integer).
 """
 import functools
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from . import _adapter_ops, _checks
 
-__all__ = ["roi_align", "roi_pool"]
+__all__ = ["roi_align", "roi_pool", "ps_roi_align", "ps_roi_pool", "roi_align_rotated"]
 
 
 def _callback(host, result, *args):
@@ -73,27 +74,31 @@ def _define(op):
         params = tuple(zip((name for name, _ in op.params), values))
         op.check(dict(params))
         _checks.choice(layout, "layout", _checks.LAYOUTS)
-        return pooled(features, _roi_table(rois, features.dtype),
+        return pooled(features, _roi_table(rois, features.dtype, op.box_columns),
                       _checks.output_size(output_size), params, layout)
     return apply
 
 
-def _roi_table(rois, dtype):
-    """A list of per-image (K_i, 4) boxes -> (K, 5) [batch_index, x1, y1, x2, y2]."""
+def _roi_table(rois, dtype, columns):
+    """A list of per-image (K_i, columns) boxes -> (K, 1 + columns) [batch_index, box...]."""
     if not isinstance(rois, (list, tuple)):
         return jnp.asarray(rois)
     boxes = [jnp.asarray(b) for b in rois]
     for image, b in enumerate(boxes):
-        if b.ndim != 2 or b.shape[1] != 4:
-            raise ValueError(f"rois[{image}] must have shape (K_{image}, 4); got {b.shape}")
+        if b.ndim != 2 or b.shape[1] != columns:
+            raise ValueError(f"rois[{image}] must have shape (K_{image}, {columns}); "
+                             f"got {b.shape}")
     if not boxes:
-        return jnp.zeros((0, 5), dtype)
+        return jnp.zeros((0, 1 + columns), dtype)
     index = [jnp.full((b.shape[0], 1), image, b.dtype) for image, b in enumerate(boxes)]
     return jnp.concatenate([jnp.concatenate(index), jnp.concatenate(boxes)], axis=1)
 
 
 _roi_align = _define(_adapter_ops.ROI_ALIGN)
 _roi_pool = _define(_adapter_ops.ROI_POOL)
+_ps_roi_align = _define(_adapter_ops.PS_ROI_ALIGN)
+_ps_roi_pool = _define(_adapter_ops.PS_ROI_POOL)
+_roi_align_rotated = _define(_adapter_ops.ROI_ALIGN_ROTATED)
 
 
 def roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False,
@@ -106,3 +111,22 @@ def roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1,
 def roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="NCHW"):
     """cyroi.roi_pool for JAX arrays (differentiable in features)."""
     return _roi_pool(features, rois, output_size, spatial_scale, layout=layout)
+
+
+def ps_roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, *,
+                 layout="NCHW"):
+    """cyroi.ps_roi_align for JAX arrays (differentiable in features)."""
+    return _ps_roi_align(features, rois, output_size, spatial_scale, sampling_ratio,
+                         layout=layout)
+
+
+def ps_roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="NCHW"):
+    """cyroi.ps_roi_pool for JAX arrays (differentiable in features)."""
+    return _ps_roi_pool(features, rois, output_size, spatial_scale, layout=layout)
+
+
+def roi_align_rotated(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1,
+                      aligned=True, clockwise=False, *, layout="NCHW"):
+    """cyroi.roi_align_rotated for JAX arrays (differentiable in features)."""
+    return _roi_align_rotated(features, rois, output_size, spatial_scale, sampling_ratio,
+                              aligned, clockwise, layout=layout)

@@ -7,8 +7,14 @@
 op_type "cyroi_roi_pool" takes mx.nd.ROIPooling's arguments (pooled_size,
 spatial_scale); "cyroi_roi_align" takes mx.nd.contrib.ROIAlign's
 (pooled_size, spatial_scale, sample_ratio=-1, aligned=False; no
-position_sensitive) plus cyroi's mode="avg"|"max". Inputs are data
-(N, C, H, W) and rois (K, 5) [batch_index, x1, y1, x2, y2], as MXNet's ops;
+position_sensitive) plus cyroi's mode="avg"|"max". "cyroi_ps_roi_align"
+(pooled_size, spatial_scale, sample_ratio=-1) and "cyroi_ps_roi_pool"
+(pooled_size, spatial_scale) are cyroi's position-sensitive ops (as
+torchvision's; C divisible by PH*PW); "cyroi_roi_align_rotated" takes
+mx.nd.contrib.RROIAlign's (pooled_size, spatial_scale, sampling_ratio=-1)
+plus cyroi's aligned=False (RROIAlign's choice), clockwise=False, with rois (K, 6) [batch_index,
+cx, cy, w, h, angle_degrees]. Inputs are data (N, C, H, W) and rois (K, 5)
+[batch_index, x1, y1, x2, y2], as MXNet's ops;
 usable through mx.nd.Custom, mx.sym.Custom and autograd. Arrays pass through
 host memory (asnumpy) and compute in cyroi's CPU loops.
 
@@ -28,7 +34,13 @@ import mxnet as mx
 
 from . import _adapter_ops, _checks
 
-__all__ = ["RoIPoolProp", "RoIAlignProp"]
+__all__ = ["RoIPoolProp", "RoIAlignProp", "PSRoIAlignProp", "PSRoIPoolProp",
+           "RoIAlignRotatedProp"]
+
+
+def _sampling_ratio(value):
+    """MXNet's sample_ratio <= 0 is adaptive, cyroi's -1."""
+    return int(value) if int(value) > 0 else -1
 
 
 def _parse(value):
@@ -132,5 +144,38 @@ class RoIAlignProp(_PoolingProp):
     @staticmethod
     def to_params(spatial_scale, sample_ratio, aligned, mode):
         return dict(spatial_scale=float(spatial_scale),
-                    sampling_ratio=int(sample_ratio) if int(sample_ratio) > 0 else -1,
+                    sampling_ratio=_sampling_ratio(sample_ratio),
                     aligned=bool(aligned), mode=mode)
+
+
+@mx.operator.register("cyroi_ps_roi_align")
+class PSRoIAlignProp(_PoolingProp):
+    """op_type "cyroi_ps_roi_align": cyroi.ps_roi_align, named as ROIAlign's arguments."""
+    op = _adapter_ops.PS_ROI_ALIGN
+    arguments = {"pooled_size": None, "spatial_scale": None, "sample_ratio": -1}
+
+    @staticmethod
+    def to_params(spatial_scale, sample_ratio):
+        return dict(spatial_scale=float(spatial_scale),
+                    sampling_ratio=_sampling_ratio(sample_ratio))
+
+
+@mx.operator.register("cyroi_ps_roi_pool")
+class PSRoIPoolProp(RoIPoolProp):
+    """op_type "cyroi_ps_roi_pool": cyroi.ps_roi_pool, with ROIPooling's arguments."""
+    op = _adapter_ops.PS_ROI_POOL
+
+
+@mx.operator.register("cyroi_roi_align_rotated")
+class RoIAlignRotatedProp(_PoolingProp):
+    """op_type "cyroi_roi_align_rotated": mx.nd.contrib.RROIAlign's
+    arguments and numbers (aligned=False), plus aligned and clockwise."""
+    op = _adapter_ops.ROI_ALIGN_ROTATED
+    arguments = {"pooled_size": None, "spatial_scale": None, "sampling_ratio": -1,
+                 "aligned": False, "clockwise": False}
+
+    @staticmethod
+    def to_params(spatial_scale, sampling_ratio, aligned, clockwise):
+        return dict(spatial_scale=float(spatial_scale),
+                    sampling_ratio=_sampling_ratio(sampling_ratio), aligned=bool(aligned),
+                    clockwise=bool(clockwise))

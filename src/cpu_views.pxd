@@ -11,14 +11,16 @@ ctypedef fused real:
     double
 
 
+cdef inline bint is_empty(Py_ssize_t* shape):
+    # An empty array has no element 0 to point at; the loops then read nothing.
+    return shape[0] == 0 or shape[1] == 0 or shape[2] == 0 or shape[3] == 0
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef inline Maps[real] as_maps(const real[:, :, :, :] a):
     cdef Maps[real] m
-    # No element to point at when a holds none (N = 0 beside RoIs that
-    # validate=False let through): the loops then only write empty outputs.
-    empty = a.shape[0] == 0 or a.shape[1] == 0 or a.shape[2] == 0 or a.shape[3] == 0
-    m.data = <real*>NULL if empty else <real*>&a[0, 0, 0, 0]
+    m.data = <real*>NULL if is_empty(a.shape) else <real*>&a[0, 0, 0, 0]
     m.N, m.C, m.H, m.W = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
     m.s.n, m.s.c = a.strides[0] // sizeof(real), a.strides[1] // sizeof(real)
     m.s.h, m.s.w = a.strides[2] // sizeof(real), a.strides[3] // sizeof(real)
@@ -29,7 +31,7 @@ cdef inline Maps[real] as_maps(const real[:, :, :, :] a):
 @cython.wraparound(False)
 cdef inline Pooled[real] as_pooled(const real[:, :, :, :] a):
     cdef Pooled[real] m
-    m.data = <real*>&a[0, 0, 0, 0]
+    m.data = <real*>NULL if is_empty(a.shape) else <real*>&a[0, 0, 0, 0]
     m.K, m.C, m.PH, m.PW = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
     m.s.n, m.s.c = a.strides[0] // sizeof(real), a.strides[1] // sizeof(real)
     m.s.h, m.s.w = a.strides[2] // sizeof(real), a.strides[3] // sizeof(real)
@@ -43,7 +45,7 @@ cdef inline Pooled[int64_t] as_indices(const int64_t[:, :, :, :] a):
     m.data = NULL
     if a is None:
         return m
-    m.data = <int64_t*>&a[0, 0, 0, 0]
+    m.data = <int64_t*>NULL if is_empty(a.shape) else <int64_t*>&a[0, 0, 0, 0]
     m.K, m.C, m.PH, m.PW = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
     m.s.n, m.s.c = a.strides[0] // sizeof(int64_t), a.strides[1] // sizeof(int64_t)
     m.s.h, m.s.w = a.strides[2] // sizeof(int64_t), a.strides[3] // sizeof(int64_t)

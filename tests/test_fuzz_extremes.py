@@ -61,13 +61,25 @@ def test_sampling_ratio_saturates_like_the_adaptive_grid(entry, mode, ratio):
 ALLOCATION_FAILURE = """
 import resource
 import numpy as np
-resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 import cyroi
-features = np.zeros((1, 1, 6, 6), np.float32)
+RATIO = 2**31 - 1
+f = np.zeros((1, 4, 6, 6), np.float32)
 rois = np.array([[0, 0.5, 0.5, 4.5, 4.5]], np.float32)
-for call in (lambda: cyroi.roi_align(features, rois, 1, 1.0, 2**31 - 1),
-             lambda: cyroi.roi_align_backward(np.ones((1, 1, 1, 1), np.float32), rois,
-                                              (1, 1, 6, 6), 1.0, 2**31 - 1)):
+rotated = np.array([[0, 2.5, 2.5, 4.0, 4.0, 30.0]], np.float32)
+g1, g2 = np.ones((1, 4, 1, 1), np.float32), np.ones((1, 1, 2, 2), np.float32)
+calls = [
+    lambda: cyroi.roi_align(f, rois, 1, 1.0, RATIO),
+    lambda: cyroi.roi_align_backward(g1, rois, f.shape, 1.0, RATIO),
+    lambda: cyroi.roi_align_backward(g1, rois, f.shape, 1.0, RATIO, need_rois_grad=True,
+                                     features=f),
+    lambda: cyroi.ps_roi_align(f, rois, 2, 1.0, RATIO),
+    lambda: cyroi.ps_roi_align_backward(g2, rois, f.shape, 1.0, RATIO),
+    lambda: cyroi.roi_align_rotated(f, rotated, 1, 1.0, RATIO),
+    lambda: cyroi.roi_align_rotated_backward(g1, rotated, f.shape, 1.0, RATIO),
+    lambda: cyroi.multiscale_roi_align([f], rois, 1, [1.0], RATIO),
+]
+for call in calls:
     try:
         call()
     except MemoryError:
@@ -79,13 +91,14 @@ for call in (lambda: cyroi.roi_align(features, rois, 1, 1.0, 2**31 - 1),
                     reason="ASan maps terabytes of shadow memory: no address-space limit applies")
 def test_allocation_failure_is_a_memory_error_not_an_abort():
     """sampling_ratio 2^31 - 1 on a box inside the map puts 2^31 samples per
-    side on it; their table cannot be allocated (here under a 4 GiB
+    side on it; their table cannot be allocated (here under a 2 GiB
     address-space limit). That must raise MemoryError in Python, not escape
-    the OpenMP loop as a C++ exception (std::terminate, abort)."""
+    the OpenMP loop as a C++ exception (std::terminate, abort). Every op
+    with a sampling ratio."""
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(ALLOCATION_FAILURE)],
                             cwd=fuzz.ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split() == ["MemoryError", "MemoryError"]
+    assert result.stdout.split() == ["MemoryError"] * 8
 
 
 @pytest.mark.parametrize("entry", [e.name for e in ENTRY_POINTS if e.family.name == "roi_pool"])
@@ -100,3 +113,14 @@ def test_roi_pool_box_spanning_past_the_rounding_limit(entry, dtype):
         recipe = Recipe(entry, dtype=dtype, shape=(2, 2, 5, 4), boxes=boxes,
                         output_size=size, spatial_scale=1e30)
         assert check_recipe(recipe) == "compared"
+
+
+@pytest.mark.parametrize("entry", [e.name for e in ENTRY_POINTS if e.takes_validate])
+def test_no_images_with_validate_off_gives_zeros(entry):
+    """N = 0 images and RoIs pointing at them under validate=False: every
+    RoI has an invalid batch index, so every output is 0 (fuzz.check
+    asserts it). The loops once asked an empty view for its first element
+    (IndexError)."""
+    recipe = Recipe(entry, shape=(0, 3, 5, 6), validate=False,
+                    boxes=((0, 1.0, 1.0, 3.0, 4.0), (2, 0.0, 0.0, 5.0, 5.0)))
+    assert check_recipe(recipe) != "rejected"

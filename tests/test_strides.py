@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import fuzz  # noqa: F401  (puts this tree's cyroi and the oracle on the path)
+import cyroi
 from fuzz.case import Recipe
 from fuzz.check import check_recipe
-from fuzz.memory import arrangements_for
+from fuzz.memory import arrange, arrangements_for
 from fuzz.table import ENTRY_POINTS
 
 ENTRIES = [e.name for e in ENTRY_POINTS]
@@ -77,3 +78,62 @@ def test_compiled_loops_only_get_aligned_arrays(monkeypatch):
                                           "roi_pool_forward", "roi_pool_backward"}
     assert all(aligned for _, aligned in seen), [name for name, ok in seen if not ok]
 
+
+
+def misaligned(array):
+    return arrange(np.asarray(array), "misaligned")
+
+
+def family_calls():
+    """Every other op, given misaligned features, RoIs and gradients (these
+    are not in fuzz/table.py yet)."""
+    rng = np.random.default_rng(3)
+    f = misaligned(rng.standard_normal((2, 8, 7, 6)).astype(np.float32))
+    rois = misaligned(np.array([[0, 0.5, 1.0, 5.0, 6.0], [1, 1.0, 0.0, 4.0, 3.0]]))
+    rotated = misaligned(np.array([[0, 3.0, 3.0, 4.0, 2.0, 30.0], [1, 2.0, 4.0, 3.0, 3.0, -60.0]]))
+    g = misaligned(np.ones((2, 8, 2, 2), np.float32))
+    g_ps = misaligned(np.ones((2, 2, 2, 2), np.float32))
+    # float64 features: boxes already float64 and contiguous are not converted.
+    f64 = misaligned(np.asarray(f, np.float64))
+    boxes, index = misaligned(np.asarray(rois)[:, 1:]), misaligned(np.array([0, 1]))
+    return [
+        lambda: cyroi.ps_roi_align(f64, boxes, 2, 1.0, 2, batch_indices=index),
+        lambda: cyroi.roi_align_rotated(f64, misaligned(np.asarray(rotated)[:, 1:]), 2, 1.0, 2,
+                                        batch_indices=index),
+        lambda: cyroi.precise_roi_pool(f64, boxes, 2, batch_indices=index),
+        lambda: cyroi.roi_align_backward(g, rois, f.shape, 1.0, 2, need_rois_grad=True,
+                                         features=f),
+        lambda: cyroi.ps_roi_align(f, rois, 2, 1.0, 2),
+        lambda: cyroi.ps_roi_align_backward(g_ps, rois, f.shape, 1.0, 2),
+        lambda: cyroi.ps_roi_pool(f, rois, 2),
+        lambda: cyroi.ps_roi_pool_backward(g_ps, rois, f.shape),
+        lambda: cyroi.roi_align_rotated(f, rotated, 2, 1.0, 2),
+        lambda: cyroi.roi_align_rotated_backward(g, rotated, f.shape, 1.0, 2,
+                                                 need_rois_grad=True, features=f),
+        lambda: cyroi.precise_roi_pool(f, rois, 2),
+        lambda: cyroi.precise_roi_pool_backward(g, rois, f),
+        lambda: cyroi.multiscale_roi_align([f], rois, 2, [1.0]),
+        lambda: cyroi.multiscale_roi_align_backward(g, rois, [f.shape], [1.0]),
+    ]
+
+
+def test_family_loops_only_get_aligned_arrays(monkeypatch):
+    from cyroi import _cpu
+    unaligned = []
+    for module in (_cpu._cpu_ext, _cpu._cpu_family):
+        for name in dir(module):
+            loop = getattr(module, name)
+            if name.startswith("_") or not callable(loop):
+                continue
+
+            def spy(*args, _loop=loop, _name=name):
+                arrays = [a for a in args if isinstance(a, np.ndarray)]
+                arrays += [a for x in args if isinstance(x, (list, tuple)) for a in x
+                           if isinstance(a, np.ndarray)]
+                if not all(a.flags.aligned for a in arrays):
+                    unaligned.append(_name)
+                return _loop(*args)
+            monkeypatch.setattr(module, name, spy)
+    for call in family_calls():
+        call()
+    assert not unaligned, sorted(set(unaligned))

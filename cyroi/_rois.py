@@ -45,8 +45,8 @@ def _batch_column(column, xp, validate):
 
 
 def _scan_numpy(table, first, columns, batch, compute_dtype):
-    """The compiled one-pass form of _finish's conversions and checks for an
-    aligned NumPy float32/float64 table (what small calls are made of)."""
+    """The compiled one-pass form of _finish's conversions and checks for a
+    NumPy float32/float64 table (what small calls are made of)."""
     from . import _cpu_ext
     boxes = np.empty((table.shape[0], columns), compute_dtype)
     with_index = batch is None
@@ -61,7 +61,7 @@ def _finish(table, first, columns, batch, num_images, compute_dtype, validate, x
     """Boxes = table[:, first : first + columns] as C-contiguous compute_dtype
     and the int64 batch index (from column 0 of table when batch is None),
     checked in the SPEC's order when validate."""
-    if xp is np and table.dtype in (np.float32, np.float64) and table.flags.aligned:
+    if xp is np and table.dtype in (np.float32, np.float64):
         boxes, batch, fractional, low, high, nonfinite = _scan_numpy(table, first, columns, batch,
                                                                      compute_dtype)
     else:

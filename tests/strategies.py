@@ -56,3 +56,14 @@ def to_layout(array, layout):
 
 def from_layout(array, layout):
     return array if layout == "NCHW" else array.transpose(0, 3, 1, 2)
+
+
+def thread_workload(dtype, channels, count):
+    """A fixed 3-image problem with `count` boxes inside, across and outside
+    the map (inverted ones too), for the thread-count determinism tests."""
+    rng = np.random.default_rng(7)
+    f = rng.standard_normal((3, channels, 23, 29)).astype(dtype)
+    xy = rng.uniform(-40, 300, (count, 2))
+    wh = rng.uniform(-10, 200, (count, 2))
+    rois = np.column_stack([rng.integers(0, 3, count), xy, xy + wh]).astype(dtype)
+    return f, rois

@@ -4,22 +4,11 @@ import numpy as np
 import pytest
 
 import cyroi
-
-
-@pytest.fixture
-def restore_threads():
-    yield
-    cyroi.set_num_threads(None)
+from strategies import thread_workload
 
 
 def workload(dtype):
-    rng = np.random.default_rng(7)
-    f = rng.standard_normal((3, 72, 23, 29)).astype(dtype)  # 72 = 2 * (6 * 6): ps ops too
-    k = 40
-    xy = rng.uniform(-40, 300, (k, 2))
-    wh = rng.uniform(-10, 200, (k, 2))
-    rois = np.column_stack([rng.integers(0, 3, k), xy, xy + wh]).astype(dtype)
-    return f, rois
+    return thread_workload(dtype, 72, 40)  # 72 = 2 * (6 * 6): ps ops too
 
 
 def ps_ops(f, rois, layout):

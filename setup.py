@@ -27,6 +27,7 @@ def cpu_extension(name, source):
 extensions = [
     cpu_extension("cyroi._cpu_ext", "src/_cpu_ext.pyx"),  # roi_align, roi_pool
     cpu_extension("cyroi._cpu_family", "src/_cpu_family_ext.pyx"),  # the rest of the family
+    cpu_extension("cyroi._memory", "src/_memory_ext.pyx"),  # reusable memory for results
 ]
 
 setup(ext_modules=cythonize(extensions, include_path=["src"]))

@@ -5,6 +5,7 @@ from ._api import (multiscale_roi_align, multiscale_roi_align_backward, precise_
                    roi_align_rotated_backward, roi_pool, roi_pool_backward)
 from ._modules import (MultiScaleRoIAlign, PreciseRoIPool, PSRoIAlign, PSRoIPool, RoIAlign,
                        RoIAlignRotated, RoIPool)
+from ._memory import set_result_cache
 from ._threads import get_num_threads, set_num_threads
 
 __all__ = [
@@ -15,6 +16,6 @@ __all__ = [
     "multiscale_roi_align", "multiscale_roi_align_backward",
     "RoIAlign", "RoIPool", "RoIAlignRotated", "PSRoIAlign", "PSRoIPool", "PreciseRoIPool",
     "MultiScaleRoIAlign",
-    "get_num_threads", "set_num_threads",
+    "get_num_threads", "set_num_threads", "set_result_cache",
 ]
 __version__ = "0.1.0"

@@ -7,9 +7,13 @@ need no copy. float16 computes in float32.
 """
 import numpy as np
 
-from . import _cpu_ext, _cpu_family
+from . import _cpu_ext, _cpu_family, _memory
 from ._arrays import aligned_array
 from ._threads import get_num_threads
+
+# Results at least this large live in cyroi._memory's reusable blocks;
+# smaller ones are served as fast by NumPy's allocator.
+REUSED_BYTES = 1 << 20
 
 # Channels per work item of the family loops (roi_align and roi_pool pick
 # their own blocks in C++): enough to reuse each RoI's sample taps, few
@@ -32,13 +36,21 @@ def _logical(array, layout):
     return array if layout == "NCHW" else array.transpose(0, 3, 1, 2)
 
 
+def _empty(shape, dtype):
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if nbytes < REUSED_BYTES:
+        return np.empty(shape, dtype)
+    return np.frombuffer(_memory.Block(nbytes), dtype).reshape(shape)
+
+
 def _allocate(shape_nchw, layout, dtype, zeroed=False):
     """A new array in `layout` and its (N, C, H, W) view."""
     n, c, h, w = shape_nchw
     shape = (n, c, h, w) if layout == "NCHW" else (n, h, w, c)
     # np.zeros, not np.full: the OS hands out zero pages lazily, so a huge
     # gradient costs memory only where RoIs write.
-    array = np.zeros(shape, dtype) if zeroed else np.empty(shape, dtype)
+    array = np.zeros(shape, dtype) if zeroed else _empty(shape, dtype)
     return array, _logical(array, layout)
 
 

@@ -25,7 +25,8 @@ KERNELS = ("roi_align_forward", "roi_align_backward", "roi_pool_forward", "roi_p
            "max_exponent_of", "fixed_point_to_values", "cast_values",
            "ps_roi_align_forward", "ps_roi_align_backward", "ps_roi_pool_forward",
            "ps_roi_pool_backward", "roi_align_rotated_forward", "roi_align_rotated_backward",
-           "precise_roi_pool_forward", "precise_roi_pool_backward", "fpn_levels",
+           "precise_roi_pool_forward", "precise_roi_pool_backward",
+           "multiscale_roi_align_forward", "multiscale_roi_align_backward",
            "roi_align_box_grad", "roi_align_rotated_box_grad", "precise_roi_pool_box_grad")
 BLOCK = 256
 MAX_BLOCKS = 1 << 20  # grid-stride loops cover the rest
@@ -201,6 +202,18 @@ def _pointer(array):
     return NULL if array is None else array
 
 
+def _address(array):
+    """Where an array's data starts, for kernels that take tables of
+    addresses: on the GPU for CuPy, in host memory for NumPy (the tests'
+    host path)."""
+    return np.uint64(array.ctypes.data if isinstance(array, np.ndarray) else array.data.ptr)
+
+
+def _addresses(xp, arrays):
+    """A device table of the arrays' addresses."""
+    return xp.asarray(np.array([_address(array) for array in arrays], np.uint64))
+
+
 def _flags(*values):
     return tuple(np.int32(bool(v)) for v in values)
 
@@ -215,21 +228,15 @@ class _Gradient:
     Atomic mode adds into an Acc array (the result itself for float32 and
     float64). Deterministic mode counts fixed-point units in uint64 (scaled
     by the largest |grad_output|, found first) beside the Acc array, which
-    then only receives non-finite values."""
+    then only receives non-finite values. Make them with _gradients."""
 
-    def __init__(self, xp, launch, shape, layout, grad_output, bins, deterministic):
-        self.launch, self.bins = launch, np.int64(bins)
-        dtype = grad_output.dtype
+    def __init__(self, xp, launch, shape, layout, dtype, bins, max_exponent):
+        self.launch, self.bins, self.max_exponent = launch, np.int64(bins), max_exponent
         acc = compute_dtype(dtype)
         layout_shape = _layout_shape(shape, layout)
         self.out = xp.zeros(layout_shape, dtype) if acc == dtype else xp.empty(layout_shape, dtype)
         self.acc = self.out if acc == dtype else xp.zeros(layout_shape, acc)
-        self.counts = self.max_exponent = None
-        if deterministic:
-            self.counts = xp.zeros(layout_shape, np.uint64)
-            self.max_exponent = xp.full(1, NO_EXPONENT, np.int32)
-            launch("max_exponent_of", grad_output.size, grad_output,
-                   np.int64(grad_output.size), self.max_exponent)
+        self.counts = None if max_exponent is None else xp.zeros(layout_shape, np.uint64)
         self.view = _view(self.acc, layout)
 
     def kernel_args(self):
@@ -243,6 +250,19 @@ class _Gradient:
         elif self.acc is not self.out:
             self.launch("cast_values", self.out.size, self.acc, size, self.out)
         return self.out
+
+
+def _gradients(xp, launch, shapes, layout, grad_output, bins, deterministic):
+    """One _Gradient per shape, for the backward of grad_output (`bins`
+    pooled bins). In deterministic mode they share one fixed-point scale, so
+    that one launch can fill them all."""
+    max_exponent = None
+    if deterministic:
+        max_exponent = xp.full(1, NO_EXPONENT, np.int32)
+        launch("max_exponent_of", grad_output.size, grad_output, np.int64(grad_output.size),
+               max_exponent)
+    return [_Gradient(xp, launch, shape, layout, grad_output.dtype, bins, max_exponent)
+            for shape in shapes]
 
 
 def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, aligned, mode,
@@ -267,8 +287,8 @@ def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, 
     with _on_device(grad_output) as launch:
         g = xp.ascontiguousarray(grad_output)
         sample = xp.ascontiguousarray(argmax) if mode == "max" else None
-        grad = _Gradient(xp, launch, shape, layout, g, len(boxes) * size[0] * size[1],
-                         deterministic)
+        grad, = _gradients(xp, launch, [shape], layout, g, len(boxes) * size[0] * size[1],
+                           deterministic)
         launch("roi_align_backward", g.size, g, _pointer(sample), boxes, batch,
                np.int64(len(boxes)), *map(np.int64, size), acc(scale), np.int64(sampling_ratio),
                *_flags(aligned, mode == "max", layout == "NHWC"), *grad.kernel_args())
@@ -293,8 +313,8 @@ def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=F
     size = _pooled_size(grad_output, layout)
     with _on_device(grad_output) as launch:
         g = xp.ascontiguousarray(grad_output)
-        grad = _Gradient(xp, launch, shape, layout, g, len(batch) * size[0] * size[1],
-                         deterministic)
+        grad, = _gradients(xp, launch, [shape], layout, g, len(batch) * size[0] * size[1],
+                           deterministic)
         launch("roi_pool_backward", g.size, g, xp.ascontiguousarray(argmax), batch,
                np.int64(len(batch)), *map(np.int64, size), *_flags(layout == "NHWC"),
                *grad.kernel_args())
@@ -306,7 +326,8 @@ def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=F
 # Kernels of kernels/family_ops.cuh: forward takes (features view, boxes,
 # batch, K, pooled channels, PH, PW, channels_last, op arguments, out),
 # backward (grad_output, the same pooled arguments, op arguments, gradient
-# buffers).
+# buffers). multiscale_roi_align's take tables of the pyramid's levels
+# instead of one view, and pool every level in one launch.
 
 def _family_forward(kernel, features, boxes, batch, channels, size, layout, *op_args):
     xp = _array_module(features)
@@ -326,8 +347,8 @@ def _family_backward(kernel, grad_output, boxes, batch, shape, layout, determini
     channels = grad_output.shape[1] if layout == "NCHW" else grad_output.shape[3]
     with _on_device(grad_output) as launch:
         g = xp.ascontiguousarray(grad_output)
-        grad = _Gradient(xp, launch, shape, layout, g, len(boxes) * size[0] * size[1],
-                         deterministic)
+        grad, = _gradients(xp, launch, [shape], layout, g, len(boxes) * size[0] * size[1],
+                           deterministic)
         launch(kernel, g.size, g, boxes, batch, np.int64(len(boxes)), np.int64(channels),
                *map(np.int64, size), *_flags(layout == "NHWC"), *op_args, *grad.kernel_args())
         return grad.result()
@@ -389,34 +410,26 @@ def precise_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout,
                             deterministic, _scale(grad_output, scale))
 
 
-def _fpn_levels(array, boxes, canonical_scale, canonical_level, levels):
-    xp = _array_module(boxes)
-    acc = compute_dtype(array.dtype).type
-    with _on_device(array) as launch:
-        level = xp.empty(len(boxes), np.int64)
-        launch("fpn_levels", len(boxes), boxes, np.int64(len(boxes)), acc(canonical_scale),
-               acc(canonical_level), *map(np.int64, levels), level)
-    return level
-
-
-def _batch_of_level(xp, batch, level, i):
-    """The batch indices with the RoIs of other levels sent to image -1,
-    which roi_align's kernels skip: each level pools and scatters only its
-    own RoIs."""
-    return xp.where(level == i, batch, np.int64(-1))
+def _pyramid(xp, views, scales, acc, canonical_scale, canonical_level, levels):
+    """The kernels' level table (CYROI_PYRAMID in kernels/family_ops.cuh):
+    the levels' View4s and scales on the device, then the FPN parameters."""
+    return (xp.asarray(np.array(views, np.int64)), xp.asarray(np.array(scales, acc)),
+            acc(canonical_scale), acc(canonical_level), *map(np.int64, levels))
 
 
 def multiscale_roi_align_forward(features_list, boxes, batch, size, scales, levels,
                                  sampling_ratio, aligned, canonical_scale, canonical_level,
                                  layout):
     xp = _array_module(features_list[0])
-    level = _fpn_levels(features_list[0], boxes, canonical_scale, canonical_level, levels)
-    out = None
-    for i, (features, scale) in enumerate(zip(features_list, scales)):
-        pooled, _ = roi_align_forward(features, boxes, _batch_of_level(xp, batch, level, i), size,
-                                      scale, sampling_ratio, aligned, "avg", layout, False)
-        mine = (level == i).reshape(-1, 1, 1, 1)
-        out = pooled if out is None else xp.where(mine, pooled, out)
+    views = [_view(features, layout) for features in features_list]
+    acc = compute_dtype(features_list[0].dtype).type
+    channels = int(views[0][1])
+    with _on_device(features_list[0]) as launch:
+        out = xp.empty(_pooled_shape(len(boxes), channels, size, layout), features_list[0].dtype)
+        launch("multiscale_roi_align_forward", out.size, _addresses(xp, features_list), boxes,
+               batch, np.int64(len(boxes)), np.int64(channels), *map(np.int64, size),
+               *_flags(layout == "NHWC"), np.int64(sampling_ratio), *_flags(aligned),
+               *_pyramid(xp, views, scales, acc, canonical_scale, canonical_level, levels), out)
     return out
 
 
@@ -424,10 +437,22 @@ def multiscale_roi_align_backward(grad_output, boxes, batch, shapes, scales, lev
                                   sampling_ratio, aligned, canonical_scale, canonical_level,
                                   layout, deterministic=False):
     xp = _array_module(grad_output)
-    level = _fpn_levels(grad_output, boxes, canonical_scale, canonical_level, levels)
-    return [roi_align_backward(grad_output, boxes, _batch_of_level(xp, batch, level, i), shape,
-                               scale, sampling_ratio, aligned, "avg", None, layout, deterministic)
-            for i, (shape, scale) in enumerate(zip(shapes, scales))]
+    size = _pooled_size(grad_output, layout)
+    acc = compute_dtype(grad_output.dtype).type
+    channels = shapes[0][1]
+    with _on_device(grad_output) as launch:
+        g = xp.ascontiguousarray(grad_output)
+        grads = _gradients(xp, launch, shapes, layout, g, len(boxes) * size[0] * size[1],
+                           deterministic)
+        launch("multiscale_roi_align_backward", g.size, g, boxes, batch, np.int64(len(boxes)),
+               np.int64(channels), *map(np.int64, size), *_flags(layout == "NHWC"),
+               np.int64(sampling_ratio), *_flags(aligned),
+               *_pyramid(xp, [grad.view for grad in grads], scales, acc, canonical_scale,
+                         canonical_level, levels),
+               _addresses(xp, [grad.acc for grad in grads]),
+               _addresses(xp, [grad.counts for grad in grads]) if deterministic else NULL,
+               _pointer(grads[0].max_exponent))
+        return [grad.result() for grad in grads]
 
 
 def _box_grad(kernel, grad_output, features, boxes, batch, layout, *op_args):

@@ -6,12 +6,15 @@ forward and atomic backward bit for bit where the reference is (one thread
 adds in its order), precise_roi_pool within the tolerance its CPU tests use,
 the fixed-point deterministic backward within its resolution, box gradients
 as their CPU tests check them."""
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference
+from cyroi import _cuda
 from strategies import from_layout, roi_problem, to_layout
 from test_cuda_host import (HOST_DTYPES, fixed_point_tolerance, host_kernels,  # noqa: F401
                             on_host, split_rois)
@@ -153,6 +156,46 @@ def test_multiscale_roi_align_kernels_match_the_reference(on_host, problem, rati
             len(r) * size[0] * size[1])
 
 
+@pytest.mark.parametrize("dtype", HOST_DTYPES)
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_multiscale_roi_align_pools_every_level_in_one_launch(on_host, host_kernels, monkeypatch,
+                                                             dtype, deterministic):
+    rng = np.random.default_rng(1)
+    scales = [1 / 4, 1 / 8, 1 / 16, 1 / 32]
+    xs = [rng.standard_normal((2, 3, 64 // 2**i, 64 // 2**i)).astype(dtype) for i in range(4)]
+    r = np.array([[1, 10, 10, 250, 240], [0, 5, 5, 20, 30], [1, 3, 4, 503, 504],
+                  [0, 30, 40, 150, 160]], dtype)
+    assert reference.fpn_levels(r, scales).tolist() == [2, 0, 3, 1]
+    boxes, batch = split_rois(r, dtype)
+    size, args = (2, 3), ((2, 5), 2, False, 224.0, 4.0, "NCHW")
+    launched = []
+
+    @contextlib.contextmanager
+    def on_device(array):
+        def launch(kernel, total, *kernel_args):
+            launched.append(kernel)
+            host_kernels.launch(array.dtype.name, kernel, total, *kernel_args)
+        yield launch
+
+    monkeypatch.setattr(_cuda, "_on_device", on_device)
+    out = _cuda.multiscale_roi_align_forward(xs, boxes, batch, size, scales, *args)
+    assert launched == ["multiscale_roi_align_forward"]
+    np.testing.assert_array_equal(out, reference.multiscale_roi_align(xs, r, size, scales, 2,
+                                                                      dtype=dtype))
+    g = rng.standard_normal(out.shape).astype(dtype)
+    launched.clear()
+    grads = _cuda.multiscale_roi_align_backward(g, boxes, batch, [x.shape for x in xs], scales,
+                                                *args, deterministic)
+    assert launched.count("multiscale_roi_align_backward") == 1
+    wants = reference.multiscale_roi_align_backward(g, r, [x.shape for x in xs], size, scales,
+                                                    2, dtype=dtype)
+    for grad, want in zip(grads, wants):
+        assert np.abs(want).sum() > 0
+        np.testing.assert_allclose(grad, want, rtol=0,
+                                   atol=fixed_point_tolerance(g, len(r) * 6) if deterministic
+                                   else 0)
+
+
 def test_rois_of_missing_images_read_and_write_nothing(on_host):
     """validate=False lets batch indices outside [0, N) through: zeros out, no
     gradient, no access outside the arrays."""
@@ -161,6 +204,7 @@ def test_rois_of_missing_images_read_and_write_nothing(on_host):
     rotated = np.array([[2, 2, 4, 4, 30]] * 3, np.float64)
     batch = np.array([-1, 2, 1 << 40], np.int64)
     size = (2, 2)
+    pyramid, scales, fpn = [x, x[:, :, ::2, ::2]], [1.0, 0.5], ((0, 1), -1, True, 224.0, 4.0)
     runs = [
         (lambda: on_host.ps_roi_align_forward(x, boxes, batch, size, 1.0, -1, "NCHW"),
          lambda g: on_host.ps_roi_align_backward(g, boxes, batch, x.shape, 1.0, -1, "NCHW")),
@@ -172,6 +216,10 @@ def test_rois_of_missing_images_read_and_write_nothing(on_host):
                                                       False, "NCHW")),
         (lambda: on_host.precise_roi_pool_forward(x, boxes, batch, size, 1.0, "NCHW"),
          lambda g: on_host.precise_roi_pool_backward(g, boxes, batch, x.shape, 1.0, "NCHW")),
+        (lambda: on_host.multiscale_roi_align_forward(pyramid, boxes, batch, size, scales, *fpn,
+                                                      "NCHW"),
+         lambda g: np.concatenate([grad.ravel() for grad in on_host.multiscale_roi_align_backward(
+             g, boxes, batch, [f.shape for f in pyramid], scales, *fpn, "NCHW")])),
     ]
     for forward, backward in runs:
         out = forward()

@@ -1,11 +1,11 @@
 // CUDA kernels of ps_roi_align, ps_roi_pool, roi_align_rotated,
-// precise_roi_pool (forward and backward for features), the gradients for
-// box coordinates (roi_align avg, roi_align_rotated, precise_roi_pool) and
-// the FPN level of multiscale_roi_align, pasted into roi_ops.cu (they share its grid-stride
-// helpers and gradient sinks). Conventions as there: pooled arrays are
-// contiguous in NCHW or NHWC order, feature maps and gradients any strided
-// view; `channels` is the pooled array's channel count (C / (PH * PW) for
-// the ps ops).
+// precise_roi_pool, multiscale_roi_align (forward and backward for
+// features) and the gradients for box coordinates (roi_align avg,
+// roi_align_rotated, precise_roi_pool), pasted into roi_ops.cu (they share
+// its grid-stride helpers and gradient sinks). Conventions as there: pooled
+// arrays are contiguous in NCHW or NHWC order, feature maps and gradients
+// any strided view; `channels` is the pooled array's channel count
+// (C / (PH * PW) for the ps ops).
 #pragma once
 #include "box_grad_elements.h"
 #include "family_elements.h"
@@ -22,6 +22,17 @@ __device__ void each_pooled_element(int64_t K, int64_t channels, int64_t PH, int
   }
 }
 
+// visit(g, e) for every pooled element e and its gradient g.
+template <typename T, typename Acc, typename Visit>
+__device__ void each_pooled_gradient_value(const T* grad_output, int64_t K, int64_t channels,
+                                           int64_t PH, int64_t PW, int channels_last,
+                                           const Visit& visit) {
+  const int64_t total = K * channels * PH * PW;
+  for (int64_t i = first_index(); i < total; i += index_stride()) {
+    visit((Acc)grad_output[i], pooled_index(i, channels, PH, PW, channels_last != 0));
+  }
+}
+
 // scatter(g, e, sink) for every pooled element, into the gradient buffers
 // of roi_ops.cu's backward kernels.
 template <typename T, typename Acc, typename Scatter>
@@ -29,13 +40,11 @@ __device__ void each_pooled_gradient(const T* grad_output, int64_t K, int64_t ch
                                      int64_t PH, int64_t PW, int channels_last, Acc* grad,
                                      unsigned long long* counts, const int* max_exponent,
                                      const Scatter& scatter) {
-  const int64_t total = K * channels * PH * PW;
-  for (int64_t i = first_index(); i < total; i += index_stride()) {
-    const PooledIndex e = pooled_index(i, channels, PH, PW, channels_last != 0);
-    const Acc g = (Acc)grad_output[i];
-    scatter_into(grad, counts, max_exponent, K * PH * PW,
-                 [&](auto& sink) { scatter(g, e, sink); });
-  }
+  each_pooled_gradient_value<T, Acc>(
+      grad_output, K, channels, PH, PW, channels_last, [&](Acc g, const PooledIndex& e) {
+        scatter_into(grad, counts, max_exponent, K * PH * PW,
+                     [&](auto& sink) { scatter(g, e, sink); });
+      });
 }
 
 // Argument lists shared by the kernels below.
@@ -187,17 +196,84 @@ __global__ void precise_roi_pool_box_grad(CYROI_FEATURES, const T* grad_output, 
                     });
 }
 
+// multiscale_roi_align: each RoI is pooled by roi_align (mode "avg") from
+// the pyramid level fpn_level picks for it, all levels in one launch. The
+// levels' arrays come as tables indexed by level: their addresses (uint64,
+// as the driver takes them from the arrays), their View4s (8 int64 a level:
+// N, C, H, W, then element strides) and their spatial scales.
+#define CYROI_PYRAMID                                                        \
+  const int64_t *level_views, const Acc *level_scales, Acc canonical_scale, \
+      Acc canonical_level, int64_t k_min, int64_t k_max
+
+template <typename Acc> struct Pyramid {
+  const int64_t* views;
+  const Acc* scales;
+  Acc canonical_scale, canonical_level;
+  int64_t k_min, k_max;
+  AlignSpec<Acc> align;  // of every level; spec(level) sets the scale
+
+  // The level of RoI k.
+  __device__ int64_t level_of(const Acc* boxes, int64_t k) const {
+    return fpn_level(boxes + 4 * k, canonical_scale, canonical_level, k_min, k_max);
+  }
+  __device__ View4 view(int64_t level) const {
+    const int64_t* v = views + 8 * level;
+    return {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+  }
+  __device__ AlignSpec<Acc> spec(int64_t level) const {
+    AlignSpec<Acc> s = align;
+    s.scale = scales[level];
+    return s;
+  }
+};
+
+// The Pyramid of a kernel's CYROI_PYRAMID, PH, PW, sampling_ratio and
+// aligned arguments.
+#define CYROI_PYRAMID_FROM_ARGS                                             \
+  {level_views, level_scales, canonical_scale, canonical_level, k_min, k_max, \
+   {(Acc)0, PH, PW, sampling_ratio, aligned != 0, false}}
+
+template <typename T, typename Acc>
+__global__ void multiscale_roi_align_forward(const unsigned long long* level_features,
+                                             CYROI_POOLED, int64_t sampling_ratio, int aligned,
+                                             CYROI_PYRAMID, T* out) {
+  const Pyramid<Acc> p = CYROI_PYRAMID_FROM_ARGS;
+  each_pooled_element(K, channels, PH, PW, channels_last, out, [&](const PooledIndex& e) {
+    const int64_t level = p.level_of(boxes, e.k);
+    int64_t unused;
+    return roi_align_element<T, Acc>((const T*)level_features[level], p.view(level), boxes,
+                                     batch, p.spec(level), e, &unused);
+  });
+}
+
+// level_grads and level_counts: each level's gradient buffers (Acc and, for
+// deterministic=True, fixed-point counts; level_counts is null otherwise).
+// All levels share the fixed-point scale: one grad_output, K * PH * PW bins.
+template <typename T, typename Acc>
+__global__ void multiscale_roi_align_backward(const T* grad_output, CYROI_POOLED,
+                                              int64_t sampling_ratio, int aligned,
+                                              CYROI_PYRAMID,
+                                              const unsigned long long* level_grads,
+                                              const unsigned long long* level_counts,
+                                              const int* max_exponent) {
+  const Pyramid<Acc> p = CYROI_PYRAMID_FROM_ARGS;
+  each_pooled_gradient_value<T, Acc>(
+      grad_output, K, channels, PH, PW, channels_last, [&](Acc g, const PooledIndex& e) {
+        const int64_t level = p.level_of(boxes, e.k);
+        const View4 v = p.view(level);
+        const AlignSpec<Acc> s = p.spec(level);
+        auto* counts = level_counts ? (unsigned long long*)level_counts[level] : nullptr;
+        scatter_into((Acc*)level_grads[level], counts, max_exponent, K * PH * PW,
+                     [&](auto& sink) {
+                       roi_align_scatter(g, (int64_t)-1, v, boxes, batch, s, e, sink);
+                     });
+      });
+}
+
 #undef CYROI_FEATURES
 #undef CYROI_POOLED
 #undef CYROI_GRADIENT
-
-// multiscale_roi_align: the pyramid level (0-based) of each RoI.
-template <typename T, typename Acc>
-__global__ void fpn_levels(const Acc* boxes, int64_t K, Acc canonical_scale,
-                           Acc canonical_level, int64_t k_min, int64_t k_max, int64_t* level) {
-  for (int64_t k = first_index(); k < K; k += index_stride()) {
-    level[k] = fpn_level(boxes + 4 * k, canonical_scale, canonical_level, k_min, k_max);
-  }
-}
+#undef CYROI_PYRAMID
+#undef CYROI_PYRAMID_FROM_ARGS
 
 }  // namespace cyroi

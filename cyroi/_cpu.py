@@ -39,7 +39,7 @@ def _logical(array, layout):
 def _empty(shape, dtype):
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
-    if nbytes < REUSED_BYTES:
+    if nbytes < REUSED_BYTES or not _memory.reusing():
         return np.empty(shape, dtype)
     return np.frombuffer(_memory.Block(nbytes), dtype).reshape(shape)
 

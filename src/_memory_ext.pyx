@@ -125,6 +125,11 @@ def set_result_cache(max_bytes):
         free(_remove(0))
 
 
+def reusing():
+    """Whether results are made in reusable blocks (a limit above 0)."""
+    return _limit > 0
+
+
 def cached_bytes():
     """Bytes kept for reuse now."""
     return _cached_bytes

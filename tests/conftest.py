@@ -6,6 +6,12 @@ import pytest
 # Tests import reference.py as a plain module.
 sys.path.insert(0, os.path.dirname(__file__))
 
+if os.environ.get("CYROI_SANITIZED"):
+    # AddressSanitizer must see each result's own allocation, with its exact
+    # bounds, rather than a reused block with slack at the end.
+    import cyroi
+    cyroi.set_result_cache(0)
+
 
 @pytest.fixture
 def restore_threads():

@@ -1,7 +1,9 @@
-"""CPU benchmark of cyroi against onnxruntime (issue 3).
+"""CPU benchmark of cyroi against onnxruntime and MXNet (issue 3).
 
     pip install -e ".[bench,plot]"   # onnx, onnxruntime; matplotlib for plot.py
+    .ci/legacy_frameworks.sh         # optional: .venv-legacy with MXNet 1.9.1
     python bench/cpu.py [--out bench/results/cpu.json] [--workloads frcnn_head,...]
+                        [--mxnet-python .venv-legacy/bin/python]
     python bench/plot.py             # bench/results/cpu_speedup.png
 
 Times cyroi's roi_align (avg, aligned=True, sampling_ratio=2) and roi_pool,
@@ -15,14 +17,23 @@ runs inference only, so backward rows have no peer. Outputs are compared
 before timing. Extra rows: mode="max", NHWC and float64 against the base
 case, 1 -> 2 thread scaling, the latency of a tiny call, and achieved taps
 per second against a machine probe.
+
+MXNet 1.9.1 needs NumPy < 1.24, so its contrib.ROIAlign (forward, and
+forward + backward under autograd) and ROIPooling run in bench/mxnet_peer.py
+under the legacy venv's python, as a subprocess of this invocation before
+cyroi is timed, on the same inputs; their outputs come back as .npy files
+and are compared with cyroi's. cyroi's counterpart of MXNet's forward +
+backward is the align_fwd_bwd row: roi_align, then roi_align_backward of a
+fixed output gradient, timed as one call; ROIPooling (which always computes
+its argmax) faces pool_fwd. Without the legacy venv the MXNet columns stay
+empty.
 """
 import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +43,14 @@ sys.path.insert(0, str(HERE.parent))  # the checkout's cyroi
 import cyroi  # noqa: E402
 from onnx_peer import VERSION as ORT_VERSION  # noqa: E402
 from onnx_peer import Peer, max_roi_pool_model, roi_align_model  # noqa: E402
+import mxnet_peer  # noqa: E402  (runs MXNet in another venv; imports no MXNet here)
 from probe import machine_probe  # noqa: E402
-from workloads import WORKLOADS, align_taps, pool_reads  # noqa: E402
+from timing import timed  # noqa: E402
+from workloads import SAMPLING_RATIO, WORKLOADS, align_taps, pool_reads  # noqa: E402
 
+LEGACY_PYTHON = HERE.parent / ".venv-legacy" / "bin" / "python"
 THREADS = (1, 2)
 TARGET_THREADS = 2
-SAMPLING_RATIO = 2
 # name -> (layout, dtype, roi_align mode); "base" is the row onnxruntime faces.
 VARIANTS = {
     "base": ("NCHW", np.float32, "avg"),
@@ -49,22 +62,8 @@ VARIANTS = {
 # training forward of roi_pool (with the argmax that backward needs) has its
 # own row.
 OPS = ("align_fwd", "align_bwd", "pool_fwd", "pool_fwd_argmax", "pool_bwd")
-
-
-def timed(fn, min_runs=7, min_seconds=0.3, warmup=2):
-    """(median wall ms, min wall ms, median process CPU ms) over at least
-    min_runs runs after warm-up. With one thread, CPU time is what the call
-    costs even while other processes take the cores."""
-    for _ in range(warmup):
-        fn()
-    walls, cpus, start = [], [], time.perf_counter()
-    while len(walls) < min_runs or (time.perf_counter() - start < min_seconds
-                                    and len(walls) < 99):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        cpus.append(time.process_time() - cpu)
-        walls.append(time.perf_counter() - wall)
-    return statistics.median(walls) * 1e3, min(walls) * 1e3, statistics.median(cpus) * 1e3
+# Issue 3's speedups over MXNet at TARGET_THREADS: op -> at least.
+MXNET_TARGETS = {"align_fwd": 10.0, "align_fwd_bwd": 20.0}
 
 
 def median_ms(fn, **kwargs):
@@ -94,6 +93,8 @@ def cyroi_ops(wl, x, rois, variant):
     }
     if variant == "max":  # roi_pool has no mode: the base rows cover it
         del ops["pool_fwd"], ops["pool_fwd_argmax"], ops["pool_bwd"]
+    if variant == "base":  # what MXNet's autograd forward + backward does
+        ops["align_fwd_bwd"] = lambda: (ops["align_fwd"](), ops["align_bwd"]())
     return ops
 
 
@@ -107,15 +108,16 @@ def max_abs_diff(a, b):
                         initial=0.0))
 
 
-def agreement(wl, inputs):
-    """Max |difference| of outputs that must agree, checked before timing."""
+def agreement(wl, inputs, mxnet_outputs):
+    """Max |difference| of outputs that must agree, checked before timing;
+    mxnet_outputs: the peer's .npy files of this workload, or {}."""
     x, rois = inputs["base"]
     ort = peers(wl, 1)
     align = cyroi.roi_align(x, rois, wl.pooled, wl.scale, SAMPLING_RATIO, True)
     pool = cyroi.roi_pool(x, rois, wl.pooled, wl.scale)
     x_nhwc, _ = inputs["nhwc"]
     x_f64, rois_f64 = inputs["f64"]
-    return {
+    diffs = {
         "align vs onnxruntime RoiAlign": max_abs_diff(
             align, ort["align_fwd"](ort["align_fwd"].feeds(x, rois))),
         "pool vs onnxruntime MaxRoiPool": max_abs_diff(
@@ -130,18 +132,26 @@ def agreement(wl, inputs):
             cyroi.roi_align(x_f64, rois_f64, wl.pooled, wl.scale, SAMPLING_RATIO, True),
             align),
     }
+    if mxnet_outputs:  # align_grad: the features' gradient of an all-ones output gradient
+        ones_grad = cyroi.roi_align_backward(np.ones_like(align), rois, x.shape, wl.scale,
+                                             SAMPLING_RATIO, True)
+        mine = {"align_fwd": ("align vs MXNet ROIAlign", align),
+                "align_grad": ("align gradient vs MXNet ROIAlign", ones_grad),
+                "pool_fwd": ("pool vs MXNet ROIPooling", pool)}
+        diffs |= {mine[name][0]: max_abs_diff(mine[name][1], np.load(path))
+                  for name, path in mxnet_outputs.items()}
+    return diffs
 
 
 def workload_inputs(wl):
-    rng = np.random.default_rng(0)
-    x = wl.features(rng)
-    rois = wl.rois(rng)
+    x, rois = wl.inputs()
     return {"base": (x, rois), "max": (x, rois),
             "nhwc": (np.ascontiguousarray(x.transpose(0, 2, 3, 1)), rois),
             "f64": (x.astype(np.float64), rois.astype(np.float64))}
 
 
-def time_workload(wl, inputs):
+def time_workload(wl, inputs, mxnet_times):
+    """mxnet_times: {(workload, op, threads): the peer's row}, maybe empty."""
     rows = []
     for threads in THREADS:
         cyroi.set_num_threads(threads)
@@ -151,7 +161,8 @@ def time_workload(wl, inputs):
             x, rois = inputs[variant]
             for op, call in cyroi_ops(wl, x, rois, variant).items():
                 row = {"workload": wl.name, "op": op, "variant": variant, "threads": threads,
-                       "onnxruntime_ms": None, "speedup": None, "cpu_speedup": None}
+                       "onnxruntime_ms": None, "speedup": None, "cpu_speedup": None,
+                       "mxnet_ms": None, "mxnet_speedup": None, "mxnet_cpu_speedup": None}
                 row["cyroi_ms"], row["cyroi_min_ms"], row["cyroi_cpu_ms"] = timed(call)
                 if variant == "base" and op in ort:
                     feeds = ort[op].feeds(x, rois)
@@ -159,6 +170,12 @@ def time_workload(wl, inputs):
                      row["onnxruntime_cpu_ms"]) = timed(lambda: ort[op](feeds))
                     row["speedup"] = row["onnxruntime_ms"] / row["cyroi_ms"]
                     row["cpu_speedup"] = row["onnxruntime_cpu_ms"] / row["cyroi_cpu_ms"]
+                mxnet = mxnet_times.get((wl.name, op, threads)) if variant == "base" else None
+                if mxnet:
+                    row["mxnet_ms"], row["mxnet_min_ms"], row["mxnet_cpu_ms"] = (
+                        mxnet["ms"], mxnet["min_ms"], mxnet["cpu_ms"])
+                    row["mxnet_speedup"] = mxnet["ms"] / row["cyroi_ms"]
+                    row["mxnet_cpu_speedup"] = mxnet["cpu_ms"] / row["cyroi_cpu_ms"]
                 rows.append(row)
                 print_row(row)
     cyroi.set_num_threads(None)
@@ -251,6 +268,10 @@ def targets(rows, small):
                 if row:
                     check(f"{wl} {op} {variant} / base time",
                           row["cyroi_ms"] / base[op]["cyroi_ms"], limit, False)
+        for op, limit in MXNET_TARGETS.items():
+            row = find(rows, wl, op)
+            if row and row["mxnet_speedup"]:
+                check(f"{wl} {op} speedup vs MXNet", row["mxnet_speedup"], limit, True)
     for row in small:
         check(f"small call {row['op']} ({row['threads']} threads) us", row["cyroi_us"], 20.0,
               False)
@@ -258,40 +279,67 @@ def targets(rows, small):
 
 
 def print_row(row):
-    ort = f"{row['onnxruntime_ms']:10.2f}" if row["onnxruntime_ms"] else " " * 10
-    speed = (f"{row['speedup']:7.1f}x {row['cpu_speedup']:7.1f}x" if row["speedup"]
-             else " " * 17)
+    def peer(ms, speedup, cpu_speedup):
+        if not row[speedup]:
+            return " " * 28
+        return f"{row[ms]:10.2f} {row[speedup]:7.1f}x {row[cpu_speedup]:7.1f}x"
+
     print(f"{row['workload']:10s} {row['op']:15s} {row['variant']:4s} {row['threads']:2d} "
-          f"{row['cyroi_ms']:9.2f} {ort} {speed} {row['cyroi_cpu_ms']:9.2f}", flush=True)
+          f"{row['cyroi_ms']:9.2f} {row['cyroi_cpu_ms']:9.2f} "
+          f"{peer('onnxruntime_ms', 'speedup', 'cpu_speedup')} "
+          f"{peer('mxnet_ms', 'mxnet_speedup', 'mxnet_cpu_speedup')}", flush=True)
+
+
+def mxnet_results(python, workloads, folder):
+    """bench/mxnet_peer.py's JSON under the legacy venv's python, or None
+    without one; its outputs go to folder."""
+    if python is None:
+        print(f"MXNet peer: no {LEGACY_PYTHON.relative_to(HERE.parent)} (.ci/legacy_frameworks.sh "
+              "builds it; or pass --mxnet-python): no MXNet rows")
+        return None
+    print(f"MXNet peer: timing {','.join(wl.name for wl in workloads)} under {python} ...",
+          flush=True)
+    return mxnet_peer.run(python, [wl.name for wl in workloads], THREADS, folder)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(HERE / "results" / "cpu.json"))
     parser.add_argument("--workloads", default=",".join(wl.name for wl in WORKLOADS))
+    parser.add_argument("--mxnet-python", type=Path,
+                        default=LEGACY_PYTHON if LEGACY_PYTHON.exists() else None,
+                        help="python of a venv with MXNet 1.9.1 (default: the checkout's "
+                             ".venv-legacy, if there is one)")
     args = parser.parse_args()
     chosen = [wl for wl in WORKLOADS if wl.name in args.workloads.split(",")]
 
     probe = machine_probe(THREADS)
     print(f"probe: GEMM multiply-adds/s {probe['muladds_per_s']}, "
           f"copy {probe['copy_bytes_per_s'] / 1e9:.1f} GB/s")
-    result = {"machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
-                          "load_average_at_start": os.getloadavg(),
-                          "python": platform.python_version(),
-                          "numpy": np.__version__, "onnxruntime": ORT_VERSION,
-                          "cyroi": cyroi.__version__},
-              "probe": probe, "workloads": {}, "agreement": {}, "rows": [], "rates": []}
-    print(f"{'workload':10s} {'op':15s} {'var':4s} th {'cyroi ms':>9s} {'onnxrt ms':>10s} "
-          f"{'speedup':>8s} {'cpu-time':>8s} {'cyroi cpu':>9s}")
-    for wl in chosen:
-        inputs = workload_inputs(wl)
-        result["workloads"][wl.name] = wl.describe()
-        result["agreement"][wl.name] = agreement(wl, inputs)
-        for name, diff in result["agreement"][wl.name].items():
-            print(f"{wl.name:11s} max |diff| {name}: {diff:.3g}")
-        rows = time_workload(wl, inputs)
-        result["rows"] += rows
-        result["rates"] += rates(wl, inputs, rows, probe)
+    load_at_start = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="cyroi-mxnet-") as folder:
+        # Before cyroi's timing, not beside it: the peers take turns on the cores.
+        mxnet = mxnet_results(args.mxnet_python, chosen, folder) or {"rows": [], "outputs": {}}
+        result = {"machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
+                              "load_average_at_start": load_at_start,
+                              "python": platform.python_version(),
+                              "numpy": np.__version__, "onnxruntime": ORT_VERSION,
+                              "mxnet": mxnet.get("mxnet"), "cyroi": cyroi.__version__},
+                  "probe": probe, "workloads": {}, "agreement": {}, "rows": [], "rates": []}
+        mxnet_times = {(r["workload"], r["op"], r["threads"]): r for r in mxnet["rows"]}
+        print(f"{'workload':10s} {'op':15s} {'var':4s} th {'cyroi ms':>9s} {'cyroi cpu':>9s} "
+              f"{'onnxrt ms':>10s} {'speedup':>8s} {'cpu-time':>8s} "
+              f"{'mxnet ms':>10s} {'speedup':>8s} {'cpu-time':>8s}")
+        for wl in chosen:
+            inputs = workload_inputs(wl)
+            result["workloads"][wl.name] = wl.describe()
+            result["agreement"][wl.name] = agreement(wl, inputs,
+                                                     mxnet["outputs"].get(wl.name, {}))
+            for name, diff in result["agreement"][wl.name].items():
+                print(f"{wl.name:11s} max |diff| {name}: {diff:.3g}")
+            rows = time_workload(wl, inputs, mxnet_times)
+            result["rows"] += rows
+            result["rates"] += rates(wl, inputs, rows, probe)
     result["small_call_us"] = small_call_latency()
     result["targets"] = targets(result["rows"], result["small_call_us"])
     result["machine"]["load_average_at_end"] = os.getloadavg()

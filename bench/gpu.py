@@ -23,9 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's cyroi
 import cyroi  # noqa: E402
-from workloads import WORKLOADS  # noqa: E402
+from workloads import SAMPLING_RATIO, WORKLOADS  # noqa: E402
 
-SAMPLING_RATIO = 2
 WARMUP = 3
 
 

@@ -1,4 +1,6 @@
-"""Speedup chart of bench/cpu.py's JSON: cyroi over onnxruntime, forward.
+"""Speedup chart of bench/cpu.py's JSON: cyroi over onnxruntime (forward)
+and, where the bench ran the MXNet peer, over MXNet (forward, and roi_align
+forward + backward).
 
     python bench/plot.py [bench/results/cpu.json] [bench/results/cpu_speedup.png]
 
@@ -14,38 +16,51 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-LABELS = {"align_fwd": "roi_align vs RoiAlign", "pool_fwd": "roi_pool vs MaxRoiPool"}
+# The row's speedup key (JSON from before the MXNet peer has only "speedup").
+PEERS = {"onnxruntime": "speedup", "MXNet": "mxnet_speedup"}
+LABELS = {("onnxruntime", "align_fwd"): "roi_align vs RoiAlign",
+          ("onnxruntime", "pool_fwd"): "roi_pool vs MaxRoiPool",
+          ("MXNet", "align_fwd"): "roi_align vs MXNet ROIAlign",
+          ("MXNet", "align_fwd_bwd"): "roi_align fwd+bwd vs MXNet ROIAlign",
+          ("MXNet", "pool_fwd"): "roi_pool vs MXNet ROIPooling"}
 
 
 def speedups(result):
-    """{(op, threads): [speedup per workload]} for the base float32 NCHW rows."""
+    """{(peer, op, threads): [speedup per workload]} for the base float32 NCHW rows."""
     workloads = list(result["workloads"])
     bars = {}
-    for row in result["rows"]:
-        if row["variant"] == "base" and row["speedup"]:
-            key = (row["op"], row["threads"])
-            bars.setdefault(key, [0.0] * len(workloads))[workloads.index(row["workload"])] = \
-                row["speedup"]
+    for row in (row for row in result["rows"] if row["variant"] == "base"):
+        for peer, key in PEERS.items():
+            if row.get(key):
+                bars.setdefault((peer, row["op"], row["threads"]), [0.0] * len(workloads))[
+                    workloads.index(row["workload"])] = row[key]
     return workloads, bars
 
 
 def plot(result, path):
     workloads, bars = speedups(result)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    with_mxnet = any(peer == "MXNet" for peer, _, _ in bars)
+    fig, ax = plt.subplots(figsize=(11 if with_mxnet else 8, 4.5))
     width = 0.8 / len(bars)
-    for i, ((op, threads), values) in enumerate(sorted(bars.items())):
+    order = sorted(bars, key=lambda bar: (list(PEERS).index(bar[0]), bar[1:]))  # peer first
+    for i, (peer, op, threads) in enumerate(order):
+        values = bars[peer, op, threads]
         xs = [w + (i - (len(bars) - 1) / 2) * width for w in range(len(workloads))]
-        drawn = ax.bar(xs, values, width, label=f"{LABELS[op]}, {threads} thread(s)")
-        ax.bar_label(drawn, fmt="%.1f", fontsize=7)
+        drawn = ax.bar(xs, values, width, label=f"{LABELS[peer, op]}, {threads} thread(s)")
+        ax.bar_label(drawn, fmt="%.1f", fontsize=6)
     ax.axhline(10, color="gray", linestyle="--", linewidth=1, label="target 10x")
+    if with_mxnet:
+        ax.axhline(20, color="gray", linestyle=":", linewidth=1,
+                   label="target 20x (fwd+bwd vs MXNet)")
     ax.axhline(1, color="black", linewidth=0.8)
     ax.set_yscale("log")
     labels = [f"{w}\n" + result["workloads"][w].replace(" K=", "\nK=") for w in workloads]
     ax.set_xticks(range(len(workloads)), labels, fontsize=7)
-    ax.set_ylabel("speedup over onnxruntime (x)")
+    ax.set_ylabel("speedup of cyroi (x)")
     machine = result["machine"]
-    ax.set_title(f"cyroi {machine['cyroi']} vs onnxruntime {machine['onnxruntime']}, "
-                 f"float32 NCHW forward, {machine['cores']} cores", fontsize=9)
+    mxnet = f" and MXNet {machine['mxnet']}" if with_mxnet else ""
+    ax.set_title(f"cyroi {machine['cyroi']} vs onnxruntime {machine['onnxruntime']}{mxnet}, "
+                 f"float32 NCHW, {machine['cores']} cores", fontsize=9)
     ax.set_ylim(top=ax.get_ylim()[1] * 2.5)  # room for the legend above the bars
     ax.legend(fontsize=7, loc="upper left", ncol=2)
     fig.tight_layout()

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# roi_align's sampling_ratio in every timed call, of cyroi and of its peers.
+SAMPLING_RATIO = 2
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -28,6 +31,13 @@ class Workload:
         shape = (self.n, self.c, self.h, self.w)
         x = rng.standard_normal(shape, dtype=np.float32).astype(dtype)
         return x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+    def inputs(self):
+        """(features, rois) of the benchmark: float32 NCHW, drawn from one
+        seed so that every peer (in any venv) times the same arrays."""
+        rng = np.random.default_rng(0)
+        x = self.features(rng)
+        return x, self.rois(rng)
 
     def rois(self, rng, dtype=np.float32):
         """(K, 5) [batch_index, x1, y1, x2, y2]."""
@@ -57,7 +67,7 @@ def _sample_coords(start, size, pooled, grid):
         len(start), -1)
 
 
-def align_taps(wl, rois, sampling_ratio=2):
+def align_taps(wl, rois, sampling_ratio=SAMPLING_RATIO):
     """Bilinear taps of roi_align(aligned=True) over all channels: 4 per
     sample that lands in [-1, size] on both axes, as counted by the SPEC."""
     r = rois.astype(np.float64) * np.array([1, wl.scale, wl.scale, wl.scale, wl.scale])

@@ -1,0 +1,20 @@
+"""The CPU benchmark's timer, shared by bench/cpu.py and the peers that run
+in other venvs (bench/mxnet_peer.py): only the standard library."""
+import statistics
+import time
+
+
+def timed(fn, min_runs=7, min_seconds=0.3, warmup=2):
+    """(median wall ms, min wall ms, median process CPU ms) over at least
+    min_runs runs after warm-up. With one thread, CPU time is what the call
+    costs even while other processes take the cores."""
+    for _ in range(warmup):
+        fn()
+    walls, cpus, start = [], [], time.perf_counter()
+    while len(walls) < min_runs or (time.perf_counter() - start < min_seconds
+                                    and len(walls) < 99):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return statistics.median(walls) * 1e3, min(walls) * 1e3, statistics.median(cpus) * 1e3

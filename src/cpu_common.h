@@ -124,11 +124,41 @@ struct ImageGroups {
   }
 };
 
-// Runs body(item, scratch) for item in [0, items) with a static schedule on
-// up to `threads` OpenMP threads; each thread owns one Scratch. Work below
-// `serial_work` (in the caller's units) runs on the calling thread: waking a
-// team costs more than a tiny call. An exception (std::bad_alloc) cannot
+// How OpenMP hands out work items: static, or dynamic where items differ
+// widely in cost. Every item owns its outputs, so neither changes a bit.
+enum class Schedule { kStatic, kDynamic };
+
+// Runs body(item, scratch) for item in [0, items) on a team of `team` OpenMP
+// threads; each thread owns one Scratch. An exception (std::bad_alloc) cannot
 // leave an OpenMP region: the first one is kept and rethrown after it.
+template <typename Scratch, typename Body>
+void run_items(int64_t items, int64_t team, Schedule schedule, Body body) {
+  std::exception_ptr failure;
+  const auto guarded = [&](int64_t item, Scratch& scratch) {
+    try {
+      body(item, scratch);
+    } catch (...) {
+#pragma omp critical(cyroi_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  };
+#pragma omp parallel num_threads((int)team)
+  {
+    Scratch scratch;
+    if (schedule == Schedule::kDynamic) {
+#pragma omp for schedule(dynamic)
+      for (int64_t item = 0; item < items; ++item) guarded(item, scratch);
+    } else {
+#pragma omp for schedule(static)
+      for (int64_t item = 0; item < items; ++item) guarded(item, scratch);
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+// run_items with a static schedule on up to `threads` threads, except that
+// work below `serial_work` (in the caller's units) runs on the calling
+// thread: waking a team costs more than a tiny call.
 template <typename Scratch, typename Body>
 void for_each_item(int64_t items, int threads, double work, Body body) {
   const double serial_work = 2e5;
@@ -139,21 +169,7 @@ void for_each_item(int64_t items, int threads, double work, Body body) {
     for (int64_t item = 0; item < items; ++item) body(item, scratch);
     return;
   }
-  std::exception_ptr failure;
-#pragma omp parallel num_threads((int)team)
-  {
-    Scratch scratch;
-#pragma omp for schedule(static)
-    for (int64_t item = 0; item < items; ++item) {
-      try {
-        body(item, scratch);
-      } catch (...) {
-#pragma omp critical(cyroi_failure)
-        if (!failure) failure = std::current_exception();
-      }
-    }
-  }
-  if (failure) std::rethrow_exception(failure);
+  run_items<Scratch>(items, team, Schedule::kStatic, body);
 }
 
 // Channels per block: a multiple of the SIMD chunk, at most `widest`, and
@@ -304,6 +320,19 @@ template <typename T> int64_t block_width(const Maps<T>& f, int64_t bytes) {
   const int64_t lanes = Lanes<T>::value;
   const int64_t fit = bytes / (f.H * f.W * (int64_t)sizeof(T)) / lanes * lanes;
   return std::max(lanes, std::min(kWidestBlock, fit));
+}
+
+// A RoI of no image (batch index out of range) reads 0 in channels
+// [c0, c0 + width), with argmax -1 where there is one.
+template <typename T>
+void write_empty_rois(const Pooled<T>& out, const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
+                      int64_t width) {
+  for (int64_t c = c0; c < c0 + width; ++c)
+    for (int64_t ph = 0; ph < out.PH; ++ph)
+      for (int64_t pw = 0; pw < out.PW; ++pw) {
+        out.at(k, c, ph, pw) = 0;
+        if (argmax.data) argmax.at(k, c, ph, pw) = -1;
+      }
 }
 
 // Forward: every (RoI, channel block) pair once. In place, items are those

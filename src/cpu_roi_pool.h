@@ -126,13 +126,8 @@ void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, in
           pool_roi_forward<T, LaneIndex<T>, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
                                                    s.where);
       },
-      [&](int64_t k, int64_t c0, int64_t width) {  // RoIs of no image: empty bins
-        for (int64_t c = c0; c < c0 + width; ++c)
-          for (int64_t ph = 0; ph < p.pooled_h; ++ph)
-            for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
-              out.at(k, c, ph, pw) = 0;
-              if (argmax.data) argmax.at(k, c, ph, pw) = -1;
-            }
+      [&](int64_t k, int64_t c0, int64_t width) {
+        write_empty_rois(out, argmax, k, c0, width);
       });
 }
 

@@ -338,26 +338,27 @@ void write_empty_rois(const Pooled<T>& out, const Pooled<int64_t>& argmax, int64
 // Forward: every (RoI, channel block) pair once. In place, items are those
 // pairs; channels-last, items are (channel block, image) pairs that copy the
 // block once and run all the image's RoIs on it.
-// roi(in, k, c0, scratch) writes RoI k's outputs for channels
-// [c0, c0 + in.width) of image batch[k]; empty(k, c0, width) writes those of
-// a RoI whose batch index is out of range. Scratch has a `block` vector.
-template <typename T, typename Scratch, typename RoiFn, typename EmptyFn>
+// roi(in, k, c0, scratch) writes RoI k's outputs (in `out` and `argmax`) for
+// channels [c0, c0 + in.width) of image batch[k]; a RoI whose batch index is
+// out of range reads 0. Scratch has a `block` vector.
+template <typename T, typename Scratch, typename RoiFn>
 void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois, bool channels_last,
-                    int threads, double work, RoiFn roi, EmptyFn empty) {
+                    int threads, double work, const Pooled<T>& out,
+                    const Pooled<int64_t>& argmax, RoiFn roi) {
   if (!channels_last) {
     const int64_t width = channel_block<T>(f.C, rois, threads, kWidestBlock);
     const int64_t blocks = (f.C + width - 1) / width;
     for_each_item<Scratch>(rois * blocks, threads, work, [&](int64_t item, Scratch& s) {
       const int64_t k = item / blocks, c0 = (item % blocks) * width;
       const int64_t n = batch[k], w = std::min(width, f.C - c0);
-      if (n < 0 || n >= f.N) return empty(k, c0, w);
+      if (n < 0 || n >= f.N) return write_empty_rois(out, argmax, k, c0, w);
       roi(ChannelBlock<const T>{f.plane(n, c0), f.s.h, f.s.w, f.s.c, w}, k, c0, s);
     });
     return;
   }
   const ImageGroups groups(batch, rois, f.N);
   for (int64_t k = 0; k < rois; ++k)
-    if (batch[k] < 0 || batch[k] >= f.N) empty(k, 0, f.C);
+    if (batch[k] < 0 || batch[k] >= f.N) write_empty_rois(out, argmax, k, 0, f.C);
   const int64_t widest = block_width<T>(f, kCopyBytes);
   const int64_t width = channel_block<T>(f.C, f.N, threads, widest);
   const int64_t blocks = (f.C + width - 1) / width;

@@ -287,15 +287,12 @@ void roi_align_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, i
                        const Pooled<int64_t>& argmax, int threads) {
   const double reads = align_reads_per_channel(boxes, rois, p, f.H, f.W);
   forward_blocks<T, AlignScratch<T>>(
-      f, batch, rois, worth_channels_last(f, reads), threads, reads * (double)f.C,
+      f, batch, rois, worth_channels_last(f, reads), threads, reads * (double)f.C, out, argmax,
       [&](const ChannelBlock<const T>& in, int64_t k, int64_t c0, AlignScratch<T>& s) {
         if (in.sc == 1 || in.width == 1)
           align_roi_forward<T, true>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s);
         else
           align_roi_forward<T, false>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s);
-      },
-      [&](int64_t k, int64_t c0, int64_t width) {
-        write_empty_rois(out, argmax, k, c0, width);
       });
 }
 

@@ -10,6 +10,12 @@ ctypedef fused real:
     float
     double
 
+# What a pooled array holds: results, or argmax indices.
+ctypedef fused element:
+    float
+    double
+    int64_t
+
 
 cdef inline bint is_empty(Py_ssize_t* shape) noexcept nogil:
     # An empty array has no element 0 to point at; the loops then read nothing.
@@ -25,35 +31,29 @@ cdef inline Strides4 element_strides(Py_ssize_t* strides, size_t itemsize) noexc
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
+cdef inline Pooled[element] as_pooled(const element[:, :, :, :] a) noexcept nogil:
+    cdef Pooled[element] m
+    m.data = <element*>NULL if is_empty(a.shape) else <element*>&a[0, 0, 0, 0]
+    m.K, m.C, m.PH, m.PW = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
+    m.s = element_strides(a.strides, sizeof(element))
+    return m
+
+
 cdef inline Maps[real] as_maps(const real[:, :, :, :] a) noexcept nogil:
+    # The same 4-D view as as_pooled's, by the names of feature maps.
+    cdef Pooled[real] v = as_pooled(a)
     cdef Maps[real] m
-    m.data = <real*>NULL if is_empty(a.shape) else <real*>&a[0, 0, 0, 0]
-    m.N, m.C, m.H, m.W = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
-    m.s = element_strides(a.strides, sizeof(real))
+    m.data, m.N, m.C, m.H, m.W, m.s = v.data, v.K, v.C, v.PH, v.PW, v.s
     return m
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef inline Pooled[real] as_pooled(const real[:, :, :, :] a) noexcept nogil:
-    cdef Pooled[real] m
-    m.data = <real*>NULL if is_empty(a.shape) else <real*>&a[0, 0, 0, 0]
-    m.K, m.C, m.PH, m.PW = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
-    m.s = element_strides(a.strides, sizeof(real))
-    return m
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
 cdef inline Pooled[int64_t] as_indices(const int64_t[:, :, :, :] a):
+    """An argmax array's view; data NULL for None (no argmax)."""
     cdef Pooled[int64_t] m
-    m.data = NULL
     if a is None:
+        m.data = NULL
         return m
-    m.data = <int64_t*>NULL if is_empty(a.shape) else <int64_t*>&a[0, 0, 0, 0]
-    m.K, m.C, m.PH, m.PW = a.shape[0], a.shape[1], a.shape[2], a.shape[3]
-    m.s = element_strides(a.strides, sizeof(int64_t))
-    return m
+    return as_pooled(a)
 
 
 @cython.boundscheck(False)

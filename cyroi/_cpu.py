@@ -51,18 +51,24 @@ def _group_by_image(batch, num_images):
     return order, begin
 
 
-def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, aligned, mode,
-                      layout, want_argmax):
+def _forward_with_argmax(loop, features, boxes, batch, size, layout, want_argmax, *params):
+    """(output, argmax) of roi_align or roi_pool, argmax None unless
+    want_argmax: loop(features_view, boxes, batch, out_view, argmax_view,
+    *params, threads) fills them."""
     x = _logical(_as_compute(features), layout)
     out, out_view = _allocate((len(boxes), x.shape[1], *size), layout, x.dtype)
     argmax = argmax_view = None
     if want_argmax:
         argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
     if out.size:
-        _cpu_ext.roi_align_forward(x, boxes, batch, out_view, argmax_view,
-                                   scale, sampling_ratio, aligned, mode == "max",
-                                   get_num_threads())
+        loop(x, boxes, batch, out_view, argmax_view, *params, get_num_threads())
     return out.astype(features.dtype, copy=False), argmax
+
+
+def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, aligned, mode,
+                      layout, want_argmax):
+    return _forward_with_argmax(_cpu_ext.roi_align_forward, features, boxes, batch, size, layout,
+                                want_argmax, scale, sampling_ratio, aligned, mode == "max")
 
 
 def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned, mode,
@@ -78,15 +84,8 @@ def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, 
 
 
 def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax):
-    x = _logical(_as_compute(features), layout)
-    out, out_view = _allocate((len(boxes), x.shape[1], *size), layout, x.dtype)
-    argmax = argmax_view = None
-    if want_argmax:
-        argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
-    if out.size:
-        _cpu_ext.roi_pool_forward(x, boxes, batch, out_view, argmax_view,
-                                  scale, get_num_threads())
-    return out.astype(features.dtype, copy=False), argmax
+    return _forward_with_argmax(_cpu_ext.roi_pool_forward, features, boxes, batch, size, layout,
+                                want_argmax, scale)
 
 
 def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=False):

@@ -183,6 +183,7 @@ cdef vector[Maps[real]] level_maps(const real[:, ::1] boxes, list arrays):
     return maps
 
 
+# One formula per RoI that cannot throw: a plain prange serves.
 def fpn_levels(const real[:, ::1] boxes, int64_t[::1] levels, double canonical_scale,
                double canonical_level, int64_t k_min, int64_t k_max, int num_threads):
     cdef FpnParams[real] fpn = fpn_params(boxes, canonical_scale, canonical_level, k_min, k_max)

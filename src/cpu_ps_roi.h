@@ -83,44 +83,29 @@ void backward_item(PsRoiAlign, const Maps<T>& grad, const Pooled<T>& grad_out, c
   }
 }
 
-// Bin (ph, pw) of a ps_roi_pool RoI: the integer cells [h0, h1) x [w0, w1).
-struct PsPoolBin {
-  int64_t ph, pw, h0, h1, w0, w1;
-  int64_t cells() const { return h1 > h0 && w1 > w0 ? (h1 - h0) * (w1 - w0) : 0; }
-};
-
-// Calls fn(bin) for every bin of the RoI b on a height x width map, row by row.
-template <typename T, typename Fn>
-void for_each_ps_pool_bin(const PoolBox<T>& b, const PoolParams<T>& p, int64_t height,
-                          int64_t width, Fn fn) {
-  for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
-    int64_t h0, h1;
-    ps_pool_bin(b.bin_h, b.start_y, ph, height, &h0, &h1);
-    for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
-      int64_t w0, w1;
-      ps_pool_bin(b.bin_w, b.start_x, pw, width, &w0, &w1);
-      fn(PsPoolBin{ph, pw, h0, h1, w0, w1});
-    }
-  }
-}
-
 template <typename T>
 void forward_item(PsRoiPool, const Maps<T>& f, const T* box, int64_t n, const PoolParams<T>& p,
                   int64_t k, int64_t c0, int64_t c1, const Pooled<T>& out) {
   const bool image_ok = n >= 0 && n < f.N;
   const PoolBox<T> b = pool_box(box, p.scale, p.pooled_h, p.pooled_w, (int64_t)0);
-  for_each_ps_pool_bin(b, p, f.H, f.W, [&](PsPoolBin bin) {
-    const int64_t count = image_ok ? bin.cells() : 0;
-    for (int64_t c = c0; c < c1; ++c) {
-      T sum = 0;
-      if (count) {
-        const T* plane = f.plane(n, ps_input_channel(c, bin.ph, bin.pw, p.pooled_h, p.pooled_w));
-        for (int64_t h = bin.h0; h < bin.h1; ++h)
-          for (int64_t w = bin.w0; w < bin.w1; ++w) sum += plane[h * f.s.h + w * f.s.w];
+  for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
+    int64_t h0, h1;
+    ps_pool_bin(b.bin_h, b.start_y, ph, f.H, &h0, &h1);
+    for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+      int64_t w0, w1;
+      ps_pool_bin(b.bin_w, b.start_x, pw, f.W, &w0, &w1);
+      const int64_t count = (image_ok && h1 > h0 && w1 > w0) ? (h1 - h0) * (w1 - w0) : 0;
+      for (int64_t c = c0; c < c1; ++c) {
+        T sum = 0;
+        if (count) {
+          const T* plane = f.plane(n, ps_input_channel(c, ph, pw, p.pooled_h, p.pooled_w));
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t w = w0; w < w1; ++w) sum += plane[h * f.s.h + w * f.s.w];
+        }
+        out.at(k, c, ph, pw) = ps_pool_mean(sum, count);
       }
-      out.at(k, c, bin.ph, bin.pw) = ps_pool_mean(sum, count);
     }
-  });
+  }
 }
 
 // The true gradient of the forward: each element of a bin gets g / count.
@@ -131,16 +116,22 @@ void backward_item(PsRoiPool, const Maps<T>& grad, const Pooled<T>& grad_out, co
   for (int64_t r = rois.begin[n]; r < rois.begin[n + 1]; ++r) {
     const int64_t k = rois.order[r];
     const PoolBox<T> b = pool_box(boxes + 4 * k, p.scale, p.pooled_h, p.pooled_w, (int64_t)0);
-    for_each_ps_pool_bin(b, p, grad.H, grad.W, [&](PsPoolBin bin) {
-      const int64_t count = bin.cells();
-      if (!count) return;
-      for (int64_t c = c0; c < c1; ++c) {
-        T* plane = grad.plane(n, ps_input_channel(c, bin.ph, bin.pw, p.pooled_h, p.pooled_w));
-        const T share = grad_out.at(k, c, bin.ph, bin.pw) / (T)count;
-        for (int64_t h = bin.h0; h < bin.h1; ++h)
-          for (int64_t w = bin.w0; w < bin.w1; ++w) plane[h * grad.s.h + w * grad.s.w] += share;
+    for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
+      int64_t h0, h1;
+      ps_pool_bin(b.bin_h, b.start_y, ph, grad.H, &h0, &h1);
+      for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+        int64_t w0, w1;
+        ps_pool_bin(b.bin_w, b.start_x, pw, grad.W, &w0, &w1);
+        if (h1 <= h0 || w1 <= w0) continue;
+        const int64_t count = (h1 - h0) * (w1 - w0);
+        for (int64_t c = c0; c < c1; ++c) {
+          T* plane = grad.plane(n, ps_input_channel(c, ph, pw, p.pooled_h, p.pooled_w));
+          const T share = grad_out.at(k, c, ph, pw) / (T)count;
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t w = w0; w < w1; ++w) plane[h * grad.s.h + w * grad.s.w] += share;
+        }
       }
-    });
+    }
   }
 }
 

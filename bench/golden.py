@@ -3,7 +3,8 @@
     python bench/golden.py save /tmp/golden.npz    # with the build to trust
     python bench/golden.py check /tmp/golden.npz   # after a change
 
-Runs every CPU op forward and backward on a fixed set of random cases (both
+Runs every CPU op (roi_align, roi_pool and the rest of the family) forward
+and backward, box gradients too, on a fixed set of random cases (both
 modes, both layouts, strided views, float32/float64/float16, boxes inside,
 across, outside the map, huge, inverted and degenerate, several sampling
 ratios and output sizes) at 1, 2 and 4 threads, and saves or compares the
@@ -93,6 +94,66 @@ def outputs_of(f, rois, size, scale, ratio, aligned, layout):
     pooled, where = cyroi.roi_pool(f, rois, size, scale, layout=layout, return_argmax=True)
     results["pool"], results["pool_argmax"] = pooled, where
     results["pool_grad"] = cyroi.roi_pool_backward(g, rois, where, shape, layout=layout)
+    _, results["align_rois_grad"] = cyroi.roi_align_backward(
+        g, rois, shape, scale, ratio, aligned, layout=layout, need_rois_grad=True, features=f)
+    results.update(family_outputs_of(f, rois, size, scale, ratio, aligned, layout))
+    return results
+
+
+def channels_axis(layout):
+    return 1 if layout == "NCHW" else 3
+
+
+def family_outputs_of(f, rois, size, scale, ratio, aligned, layout):
+    """The rest of the family on the same case: rotated boxes turned from the
+    axis-aligned ones, position-sensitive ops on a map with PH*PW*2 channels,
+    and a two-level pyramid (the map and its every other row and column)."""
+    rng = np.random.default_rng(7)
+    shape = tuple(f.shape)
+    results = {}
+
+    def grad_like(out):
+        return rng.standard_normal(out.shape).astype(out.dtype)
+
+    out = cyroi.precise_roi_pool(f, rois, size, scale, layout=layout)
+    results["precise"] = out
+    results["precise_grad"], results["precise_rois_grad"] = cyroi.precise_roi_pool_backward(
+        grad_like(out), rois, f, scale, layout=layout)
+
+    x1, y1, x2, y2 = rois[:, 1:].T
+    angle = rng.uniform(-180, 180, len(rois))
+    rotated = np.column_stack([rois[:, 0], (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1,
+                               angle])
+    clockwise = bool(rng.integers(2))
+    out = cyroi.roi_align_rotated(f, rotated, size, scale, ratio, aligned, clockwise,
+                                  layout=layout)
+    results["rotated"] = out
+    results["rotated_grad"], results["rotated_rois_grad"] = cyroi.roi_align_rotated_backward(
+        grad_like(out), rotated, shape, scale, ratio, aligned, clockwise, layout=layout,
+        need_rois_grad=True, features=f)
+
+    ps_shape = list(shape)
+    ps_shape[channels_axis(layout)] = size[0] * size[1] * 2
+    f_ps = rng.standard_normal(ps_shape).astype(f.dtype)
+    out = cyroi.ps_roi_align(f_ps, rois, size, scale, ratio, layout=layout)
+    results["ps_align"] = out
+    results["ps_align_grad"] = cyroi.ps_roi_align_backward(grad_like(out), rois, tuple(ps_shape),
+                                                           scale, ratio, layout=layout)
+    out = cyroi.ps_roi_pool(f_ps, rois, size, scale, layout=layout)
+    results["ps_pool"] = out
+    results["ps_pool_grad"] = cyroi.ps_roi_pool_backward(grad_like(out), rois, tuple(ps_shape),
+                                                         scale, layout=layout)
+
+    coarse = f[:, :, ::2, ::2] if layout == "NCHW" else f[:, ::2, ::2]
+    levels = [f, coarse]
+    scales = [scale, scale / 2]
+    out = cyroi.multiscale_roi_align(levels, rois, size, scales, ratio, aligned,
+                                     canonical_scale=16, canonical_level=2, layout=layout)
+    results["multiscale"] = out
+    grads = cyroi.multiscale_roi_align_backward(
+        grad_like(out), rois, [tuple(level.shape) for level in levels], scales, ratio, aligned,
+        canonical_scale=16, canonical_level=2, layout=layout)
+    results.update({f"multiscale_grad{i}": grad for i, grad in enumerate(grads)})
     return results
 
 

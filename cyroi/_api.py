@@ -182,6 +182,37 @@ def _ps_channels(channels, size, name):
     return channels // bins
 
 
+def _ps_params(spatial_scale, *sampling_ratio):
+    """(scale, ratio) checked; (scale,) for ps_roi_pool, which samples no grid."""
+    return (_checks.spatial_scale(spatial_scale), *map(_checks.sampling_ratio, sampling_ratio))
+
+
+def _ps_forward(name, features, rois, output_size, layout, batch_indices, validate,
+                *scale_and_ratio):
+    """The body of ps_roi_align and ps_roi_pool: backend op `name`."""
+    size = _checks.output_size(output_size)
+    params = _ps_params(*scale_and_ratio)
+    call = _Call(features, rois, batch_indices, layout, validate)
+    _ps_channels(call.shape[1], size, "features")
+    forward = call.backend_op(name)
+    out = forward(call.features, call.boxes, call.batch, size, *params, layout)
+    return call.backend.restore(out)
+
+
+def _ps_backward(name, grad_output, rois, input_shape, layout, batch_indices, validate,
+                 deterministic, *scale_and_ratio):
+    """The body of ps_roi_align_backward and ps_roi_pool_backward."""
+    params = _ps_params(*scale_and_ratio)
+    call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
+    size = call.pooled_size()
+    channels = _ps_channels(call.shape[1], size, "input_shape")
+    grad_out = call.import_pooled(call.features, "grad_output", size, channels)
+    backward = call.backend_op(name)
+    grad = backward(grad_out, call.boxes, call.batch, call.shape, *params, layout,
+                    deterministic=bool(deterministic))
+    return call.backend.restore(grad)
+
+
 def ps_roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, *,
                  layout="NCHW", batch_indices=None, validate=True):
     """Position-sensitive RoI Align (R-FCN, torchvision.ops.ps_roi_align):
@@ -190,14 +221,8 @@ def ps_roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=
 
     C must be divisible by PH*PW; returns (K, C/(PH*PW), PH, PW) (or NHWC).
     """
-    size = _checks.output_size(output_size)
-    scale = _checks.spatial_scale(spatial_scale)
-    ratio = _checks.sampling_ratio(sampling_ratio)
-    call = _Call(features, rois, batch_indices, layout, validate)
-    _ps_channels(call.shape[1], size, "features")
-    ps_roi_align_forward = call.backend_op("ps_roi_align_forward")
-    out = ps_roi_align_forward(call.features, call.boxes, call.batch, size, scale, ratio, layout)
-    return call.backend.restore(out)
+    return _ps_forward("ps_roi_align_forward", features, rois, output_size, layout,
+                       batch_indices, validate, spatial_scale, sampling_ratio)
 
 
 def ps_roi_align_backward(grad_output, rois, input_shape, spatial_scale=1.0, sampling_ratio=-1,
@@ -205,16 +230,8 @@ def ps_roi_align_backward(grad_output, rois, input_shape, spatial_scale=1.0, sam
                           deterministic=False):
     """Gradient of ps_roi_align with respect to features, shaped input_shape.
     deterministic as in roi_align_backward."""
-    scale = _checks.spatial_scale(spatial_scale)
-    ratio = _checks.sampling_ratio(sampling_ratio)
-    call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
-    size = call.pooled_size()
-    channels = _ps_channels(call.shape[1], size, "input_shape")
-    grad_out = call.import_pooled(call.features, "grad_output", size, channels)
-    ps_roi_align_backward = call.backend_op("ps_roi_align_backward")
-    grad = ps_roi_align_backward(grad_out, call.boxes, call.batch, call.shape, scale, ratio,
-                                 layout, deterministic=bool(deterministic))
-    return call.backend.restore(grad)
+    return _ps_backward("ps_roi_align_backward", grad_output, rois, input_shape, layout,
+                        batch_indices, validate, deterministic, spatial_scale, sampling_ratio)
 
 
 def ps_roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="NCHW",
@@ -225,13 +242,8 @@ def ps_roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="NCHW"
 
     C must be divisible by PH*PW; returns (K, C/(PH*PW), PH, PW) (or NHWC).
     """
-    size = _checks.output_size(output_size)
-    scale = _checks.spatial_scale(spatial_scale)
-    call = _Call(features, rois, batch_indices, layout, validate)
-    _ps_channels(call.shape[1], size, "features")
-    ps_roi_pool_forward = call.backend_op("ps_roi_pool_forward")
-    out = ps_roi_pool_forward(call.features, call.boxes, call.batch, size, scale, layout)
-    return call.backend.restore(out)
+    return _ps_forward("ps_roi_pool_forward", features, rois, output_size, layout,
+                       batch_indices, validate, spatial_scale)
 
 
 def ps_roi_pool_backward(grad_output, rois, input_shape, spatial_scale=1.0, *, layout="NCHW",
@@ -239,15 +251,8 @@ def ps_roi_pool_backward(grad_output, rois, input_shape, spatial_scale=1.0, *, l
     """Gradient of ps_roi_pool with respect to features: the true gradient
     of the forward (unlike torchvision's, whose backward reads one more row
     and column than its forward). deterministic as in roi_align_backward."""
-    scale = _checks.spatial_scale(spatial_scale)
-    call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
-    size = call.pooled_size()
-    channels = _ps_channels(call.shape[1], size, "input_shape")
-    grad_out = call.import_pooled(call.features, "grad_output", size, channels)
-    ps_roi_pool_backward = call.backend_op("ps_roi_pool_backward")
-    grad = ps_roi_pool_backward(grad_out, call.boxes, call.batch, call.shape, scale, layout,
-                                deterministic=bool(deterministic))
-    return call.backend.restore(grad)
+    return _ps_backward("ps_roi_pool_backward", grad_output, rois, input_shape, layout,
+                        batch_indices, validate, deterministic, spatial_scale)
 
 
 def roi_align_rotated(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1,

@@ -63,18 +63,24 @@ def _group_by_image(batch, num_images):
     return order, begin
 
 
-def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, aligned, mode,
-                      layout, want_argmax):
+def _forward_with_argmax(loop, features, boxes, batch, size, layout, want_argmax, *params):
+    """(output, argmax) of roi_align or roi_pool, argmax None unless
+    want_argmax: loop(features_view, boxes, batch, out_view, argmax_view,
+    *params, threads) fills them."""
     x = _logical(_as_compute(features), layout)
     out, out_view = _allocate((len(boxes), x.shape[1], *size), layout, x.dtype)
     argmax = argmax_view = None
     if want_argmax:
         argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
     if out.size:
-        _cpu_ext.roi_align_forward(x, boxes, batch, out_view, argmax_view,
-                                   scale, sampling_ratio, aligned, mode == "max",
-                                   get_num_threads())
+        loop(x, boxes, batch, out_view, argmax_view, *params, get_num_threads())
     return out.astype(features.dtype, copy=False), argmax
+
+
+def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, aligned, mode,
+                      layout, want_argmax):
+    return _forward_with_argmax(_cpu_ext.roi_align_forward, features, boxes, batch, size, layout,
+                                want_argmax, scale, sampling_ratio, aligned, mode == "max")
 
 
 def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned, mode,
@@ -90,15 +96,8 @@ def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, 
 
 
 def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax):
-    x = _logical(_as_compute(features), layout)
-    out, out_view = _allocate((len(boxes), x.shape[1], *size), layout, x.dtype)
-    argmax = argmax_view = None
-    if want_argmax:
-        argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
-    if out.size:
-        _cpu_ext.roi_pool_forward(x, boxes, batch, out_view, argmax_view,
-                                  scale, get_num_threads())
-    return out.astype(features.dtype, copy=False), argmax
+    return _forward_with_argmax(_cpu_ext.roi_pool_forward, features, boxes, batch, size, layout,
+                                want_argmax, scale)
 
 
 def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=False):
@@ -110,121 +109,112 @@ def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=F
     return grad.astype(grad_output.dtype, copy=False)
 
 
-def _pooled_forward(features, num_rois, channels, size, layout, run):
-    """Allocates the (K, channels, PH, PW) output in `layout` and lets
-    run(features_view, out_view) fill it."""
+def _pooled_forward(loop, features, boxes, batch, channels, size, layout, *params):
+    """Allocates the (K, channels, PH, PW) output in `layout` and lets the
+    family loop fill it: loop(features_view, boxes, batch, out_view, *params,
+    channel_block, threads)."""
     x = _logical(_as_compute(features), layout)
-    out, out_view = _allocate((num_rois, channels, *size), layout, x.dtype)
+    out, out_view = _allocate((len(boxes), channels, *size), layout, x.dtype)
     if out.size:
-        run(x, out_view)
+        loop(x, boxes, batch, out_view, *params, CHANNEL_BLOCK, get_num_threads())
     return out.astype(features.dtype, copy=False)
 
 
-def _scatter_backward(grad_output, batch, shape, layout, run):
+def _scatter_backward(loop, grad_output, boxes, batch, shape, layout, *params):
     """Allocates a zeroed gradient of `shape` (NCHW order) in `layout` and
-    lets run(grad_output_view, order, begin, grad_view) accumulate into it."""
+    lets the family loop accumulate into it: loop(grad_output_view, boxes,
+    order, begin, grad_view, *params, channel_block, threads)."""
     g = _logical(_as_compute(grad_output), layout)
     grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
     if grad.size and g.size:
         order, begin = _group_by_image(batch, shape[0])
-        run(g, order, begin, grad_view)
+        loop(g, boxes, order, begin, grad_view, *params, CHANNEL_BLOCK, get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)
 
 
-def _ps_channels(channels, size):
-    return channels // (size[0] * size[1])
-
-
-def ps_roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, layout):
-    channels = _ps_channels(_logical(features, layout).shape[1], size)
-    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
-        _cpu_family.ps_roi_align_forward(x, boxes, batch, out, scale, sampling_ratio,
-                                         CHANNEL_BLOCK, get_num_threads())))
-
-
-def ps_roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, layout,
-                          deterministic=False):  # always deterministic here
-    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
-        _cpu_family.ps_roi_align_backward(g, boxes, order, begin, grad, scale, sampling_ratio,
-                                          CHANNEL_BLOCK, get_num_threads())))
-
-
-def ps_roi_pool_forward(features, boxes, batch, size, scale, layout):
-    channels = _ps_channels(_logical(features, layout).shape[1], size)
-    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
-        _cpu_family.ps_roi_pool_forward(x, boxes, batch, out, scale, CHANNEL_BLOCK,
-                                        get_num_threads())))
-
-
-def ps_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout,
-                         deterministic=False):  # always deterministic here
-    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
-        _cpu_family.ps_roi_pool_backward(g, boxes, order, begin, grad, scale, CHANNEL_BLOCK,
-                                         get_num_threads())))
-
-
-def _rois_grad(grad_output, features, boxes, layout, run):
-    """The (K, B) gradient for box coordinates, one row per RoI: lets
-    run(features_view, grad_output_view, grad_boxes) fill it, all in the
-    compute dtype of the boxes."""
+def _rois_grad(loop, grad_output, features, boxes, batch, layout, *params):
+    """The (K, B) gradient for box coordinates, one row per RoI, all in the
+    compute dtype of the boxes: loop(features_view, grad_output_view, boxes,
+    batch, grad_boxes, *params, threads) fills it."""
     x = _logical(aligned_array(features.astype(boxes.dtype, copy=False)), layout)
     g = _logical(aligned_array(grad_output.astype(boxes.dtype, copy=False)), layout)
     grad_boxes = np.zeros(boxes.shape, boxes.dtype)
     if len(boxes) and g.size:
-        run(x, g, grad_boxes)
+        loop(x, g, boxes, batch, grad_boxes, *params, get_num_threads())
     return grad_boxes.astype(grad_output.dtype, copy=False)
+
+
+def _channels(features, layout):
+    return _logical(features, layout).shape[1]
+
+
+def _ps_channels(features, size, layout):
+    """Output channels of a position-sensitive op: C / (PH * PW)."""
+    return _channels(features, layout) // (size[0] * size[1])
+
+
+def ps_roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, layout):
+    return _pooled_forward(_cpu_family.ps_roi_align_forward, features, boxes, batch,
+                           _ps_channels(features, size, layout), size, layout, scale,
+                           sampling_ratio)
+
+
+def ps_roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, layout,
+                          deterministic=False):  # always deterministic here
+    return _scatter_backward(_cpu_family.ps_roi_align_backward, grad_output, boxes, batch, shape,
+                             layout, scale, sampling_ratio)
+
+
+def ps_roi_pool_forward(features, boxes, batch, size, scale, layout):
+    return _pooled_forward(_cpu_family.ps_roi_pool_forward, features, boxes, batch,
+                           _ps_channels(features, size, layout), size, layout, scale)
+
+
+def ps_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout,
+                         deterministic=False):  # always deterministic here
+    return _scatter_backward(_cpu_family.ps_roi_pool_backward, grad_output, boxes, batch, shape,
+                             layout, scale)
 
 
 def roi_align_rois_grad(grad_output, features, boxes, batch, scale, sampling_ratio, aligned,
                         layout):
-    return _rois_grad(grad_output, features, boxes, layout, lambda x, g, grad_boxes: (
-        _cpu_family.roi_align_rois_grad(x, g, boxes, batch, grad_boxes, scale, sampling_ratio,
-                                        aligned, get_num_threads())))
+    return _rois_grad(_cpu_family.roi_align_rois_grad, grad_output, features, boxes, batch,
+                      layout, scale, sampling_ratio, aligned)
 
 
 def roi_align_rotated_forward(features, boxes, batch, size, scale, sampling_ratio, aligned,
                               clockwise, layout):
-    channels = _logical(features, layout).shape[1]
-    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
-        _cpu_family.roi_align_rotated_forward(x, boxes, batch, out, scale, sampling_ratio,
-                                              aligned, clockwise, CHANNEL_BLOCK,
-                                              get_num_threads())))
+    return _pooled_forward(_cpu_family.roi_align_rotated_forward, features, boxes, batch,
+                           _channels(features, layout), size, layout, scale, sampling_ratio,
+                           aligned, clockwise)
 
 
 def roi_align_rotated_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned,
                                clockwise, layout, deterministic=False):  # always here
-    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
-        _cpu_family.roi_align_rotated_backward(g, boxes, order, begin, grad, scale,
-                                               sampling_ratio, aligned, clockwise, CHANNEL_BLOCK,
-                                               get_num_threads())))
+    return _scatter_backward(_cpu_family.roi_align_rotated_backward, grad_output, boxes, batch,
+                             shape, layout, scale, sampling_ratio, aligned, clockwise)
 
 
 def roi_align_rotated_rois_grad(grad_output, features, boxes, batch, scale, sampling_ratio,
                                 aligned, clockwise, layout):
-    return _rois_grad(grad_output, features, boxes, layout, lambda x, g, grad_boxes: (
-        _cpu_family.roi_align_rotated_rois_grad(x, g, boxes, batch, grad_boxes, scale,
-                                                sampling_ratio, aligned, clockwise,
-                                                get_num_threads())))
+    return _rois_grad(_cpu_family.roi_align_rotated_rois_grad, grad_output, features, boxes,
+                      batch, layout, scale, sampling_ratio, aligned, clockwise)
 
 
 def precise_roi_pool_forward(features, boxes, batch, size, scale, layout):
-    channels = _logical(features, layout).shape[1]
-    return _pooled_forward(features, len(boxes), channels, size, layout, lambda x, out: (
-        _cpu_family.precise_roi_pool_forward(x, boxes, batch, out, scale, CHANNEL_BLOCK,
-                                             get_num_threads())))
+    return _pooled_forward(_cpu_family.precise_roi_pool_forward, features, boxes, batch,
+                           _channels(features, layout), size, layout, scale)
 
 
 def precise_roi_pool_backward(grad_output, boxes, batch, shape, scale, layout,
                               deterministic=False):  # always deterministic here
-    return _scatter_backward(grad_output, batch, shape, layout, lambda g, order, begin, grad: (
-        _cpu_family.precise_roi_pool_backward(g, boxes, order, begin, grad, scale, CHANNEL_BLOCK,
-                                              get_num_threads())))
+    return _scatter_backward(_cpu_family.precise_roi_pool_backward, grad_output, boxes, batch,
+                             shape, layout, scale)
 
 
 def precise_roi_pool_rois_grad(grad_output, features, boxes, batch, scale, layout):
-    return _rois_grad(grad_output, features, boxes, layout, lambda x, g, grad_boxes: (
-        _cpu_family.precise_roi_pool_rois_grad(x, g, boxes, batch, grad_boxes, scale,
-                                               get_num_threads())))
+    return _rois_grad(_cpu_family.precise_roi_pool_rois_grad, grad_output, features, boxes,
+                      batch, layout, scale)
 
 
 def _fpn_levels(boxes, canonical_scale, canonical_level, levels):
@@ -241,11 +231,12 @@ def multiscale_roi_align_forward(features_list, boxes, batch, size, scales, leve
     views = [_logical(_as_compute(features), layout) for features in features_list]
     level = _fpn_levels(boxes, canonical_scale, canonical_level, levels)
     order = np.argsort(level, kind="stable")
-    return _pooled_forward(features_list[0], len(boxes), views[0].shape[1], size, layout,
-                           lambda x, out: _cpu_family.multiscale_roi_align_forward(
-                               views, boxes, batch, level, order, out,
-                               np.asarray(scales, np.float64), sampling_ratio, aligned,
-                               CHANNEL_BLOCK, get_num_threads()))
+    out, out_view = _allocate((len(boxes), views[0].shape[1], *size), layout, views[0].dtype)
+    if out.size:
+        _cpu_family.multiscale_roi_align_forward(views, boxes, batch, level, order, out_view,
+                                                 np.asarray(scales, np.float64), sampling_ratio,
+                                                 aligned, CHANNEL_BLOCK, get_num_threads())
+    return out.astype(features_list[0].dtype, copy=False)
 
 
 def multiscale_roi_align_backward(grad_output, boxes, batch, shapes, scales, levels,

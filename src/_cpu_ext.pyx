@@ -9,9 +9,10 @@ build serves NumPy 1 and 2. The GIL is released while the loops run.
 from libc.math cimport floor, isfinite
 from libc.stdint cimport INT64_MIN, int64_t
 
-from cpu_loops cimport (AlignParams, Maps, PoolParams, Pooled, roi_align_backward as
-                        align_backward, roi_align_forward as align_forward,
-                        roi_pool_backward as pool_backward, roi_pool_forward as pool_forward)
+from cpu_loops cimport (AlignParams, Pooled, roi_align_backward as align_backward,
+                        roi_align_forward as align_forward, roi_pool_backward as pool_backward,
+                        roi_pool_forward as pool_forward)
+from cpu_params cimport align_params, pool_params
 from cpu_views cimport as_indices, as_maps, as_pooled, real
 
 cdef extern from "omp.h":
@@ -27,50 +28,39 @@ def roi_align_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
                       const int64_t[::1] batch, real[:, :, :, :] out,
                       int64_t[:, :, :, :] argmax, double scale, int64_t sampling_ratio,
                       bint aligned, bint max_mode, int num_threads):
-    cdef Maps[real] f = as_maps(features)
-    cdef Pooled[real] o = as_pooled(out)
     cdef Pooled[int64_t] a = as_indices(argmax)
-    cdef AlignParams[real] p
-    p.scale, p.pooled_h, p.pooled_w = <real>scale, out.shape[2], out.shape[3]
-    p.sampling_ratio, p.aligned, p.max_mode = sampling_ratio, aligned, max_mode
+    cdef AlignParams[real] p = align_params(out, scale, sampling_ratio, aligned, max_mode)
     with nogil:
-        align_forward(f, &boxes[0, 0], &batch[0], boxes.shape[0], p, o, a, num_threads)
+        align_forward(as_maps(features), &boxes[0, 0], &batch[0], boxes.shape[0], p,
+                      as_pooled(out), a, num_threads)
 
 
 def roi_align_backward(const real[:, :, :, :] grad_out, const real[:, ::1] boxes,
                        const int64_t[::1] batch, const int64_t[:, :, :, :] argmax,
                        real[:, :, :, :] grad, double scale, int64_t sampling_ratio,
                        bint aligned, bint max_mode, int num_threads):
-    cdef Maps[real] g = as_maps(grad)
-    cdef Pooled[real] go = as_pooled(grad_out)
     cdef Pooled[int64_t] a = as_indices(argmax)
-    cdef AlignParams[real] p
-    p.scale, p.pooled_h, p.pooled_w = <real>scale, grad_out.shape[2], grad_out.shape[3]
-    p.sampling_ratio, p.aligned, p.max_mode = sampling_ratio, aligned, max_mode
+    cdef AlignParams[real] p = align_params(grad_out, scale, sampling_ratio, aligned, max_mode)
     with nogil:
-        align_backward(g, go, &boxes[0, 0], &batch[0], p, a, num_threads)
+        align_backward(as_maps(grad), as_pooled(grad_out), &boxes[0, 0], &batch[0], p, a,
+                       num_threads)
 
 
 def roi_pool_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
                      const int64_t[::1] batch, real[:, :, :, :] out,
                      int64_t[:, :, :, :] argmax, double scale, int num_threads):
-    cdef Maps[real] f = as_maps(features)
-    cdef Pooled[real] o = as_pooled(out)
     cdef Pooled[int64_t] a = as_indices(argmax)
-    cdef PoolParams[real] p
-    p.scale, p.pooled_h, p.pooled_w = <real>scale, out.shape[2], out.shape[3]
     with nogil:
-        pool_forward(f, &boxes[0, 0], &batch[0], boxes.shape[0], p, o, a, num_threads)
+        pool_forward(as_maps(features), &boxes[0, 0], &batch[0], boxes.shape[0],
+                     pool_params(out, scale), as_pooled(out), a, num_threads)
 
 
 def roi_pool_backward(const real[:, :, :, :] grad_out, const int64_t[::1] batch,
                       const int64_t[:, :, :, :] argmax, real[:, :, :, :] grad,
                       int num_threads):
-    cdef Maps[real] g = as_maps(grad)
-    cdef Pooled[real] go = as_pooled(grad_out)
     cdef Pooled[int64_t] a = as_indices(argmax)
     with nogil:
-        pool_backward(g, go, &batch[0], a, num_threads)
+        pool_backward(as_maps(grad), as_pooled(grad_out), &batch[0], a, num_threads)
 
 
 ctypedef fused coord:

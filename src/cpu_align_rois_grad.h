@@ -3,17 +3,21 @@
 // One work item per RoI, covering all its channels in a fixed order, so each
 // RoI's gradient is the same bits for any thread count, without atomics.
 #pragma once
-#include "../cyroi/kernels/box_grad_math.h"
+#include "cpu_box_grad.h"
 #include "cpu_roi_align.h"
 
 namespace cyroi {
+
+// The tag that picks roi_align's box-gradient item (see cpu_family_drivers.h);
+// roi_align's other loops are its own (cpu_roi_align.h).
+struct RoiAlign {};
 
 // grad_box (x1, y1, x2, y2) of RoI k: the sum over its bins, samples and
 // channels (in that order) of the output gradient times the derivative of
 // the sample's value, the sample grid held fixed.
 template <typename T>
-void roi_align_rois_grad_item(const Maps<T>& f, const Pooled<T>& grad_out, const T* box,
-                              int64_t n, const AlignParams<T>& p, int64_t k, T* grad_box) {
+void rois_grad_item(RoiAlign, const Maps<T>& f, const Pooled<T>& grad_out, const T* box, int64_t n,
+                    const AlignParams<T>& p, int64_t k, T* grad_box) {
   for (int j = 0; j < 4; ++j) grad_box[j] = 0;
   if (n < 0 || n >= f.N) return;
   RoiSamples<T> samples;
@@ -35,17 +39,9 @@ void roi_align_rois_grad_item(const Maps<T>& f, const Pooled<T>& grad_out, const
           T dx_start, dx_end;
           align_sample_motion(p.scale, b.fixed_w,
                               grid_fraction<T>(pw, ix, b.grid_w, p.pooled_w), &dx_start, &dx_end);
-          const AxisTap<T>& ty = ys.of(ph)[j];
-          const AxisTap<T>& tx = xs.of(pw)[i];
-          const Taps<T> t = combine_taps(ty, tx, f.s.h, f.s.w);
-          T sum_y = 0, sum_x = 0;
-          for (int64_t c = 0; c < f.C; ++c) {
-            T dy, dx;
-            tap_gradient(f.plane(n, c), t, ty, tx, slope_y, slope_x, &dy, &dx);
-            const T g = grad_out.at(k, c, ph, pw);
-            sum_y += g * dy;
-            sum_x += g * dx;
-          }
+          T sum_y, sum_x;
+          sample_channel_sums(f, grad_out, n, k, ph, pw, ys.of(ph)[j], xs.of(pw)[i], slope_y,
+                              slope_x, &sum_y, &sum_x);
           grad_box[0] += sum_x * dx_start / b.count;
           grad_box[1] += sum_y * dy_start / b.count;
           grad_box[2] += sum_x * dx_end / b.count;

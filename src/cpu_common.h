@@ -124,11 +124,41 @@ struct ImageGroups {
   }
 };
 
-// Runs body(item, scratch) for item in [0, items) with a static schedule on
-// up to `threads` OpenMP threads; each thread owns one Scratch. Work below
-// `serial_work` (in the caller's units) runs on the calling thread: waking a
-// team costs more than a tiny call. An exception (std::bad_alloc) cannot
+// How OpenMP hands out work items: static, or dynamic where items differ
+// widely in cost. Every item owns its outputs, so neither changes a bit.
+enum class Schedule { kStatic, kDynamic };
+
+// Runs body(item, scratch) for item in [0, items) on a team of `team` OpenMP
+// threads; each thread owns one Scratch. An exception (std::bad_alloc) cannot
 // leave an OpenMP region: the first one is kept and rethrown after it.
+template <typename Scratch, typename Body>
+void run_items(int64_t items, int64_t team, Schedule schedule, Body body) {
+  std::exception_ptr failure;
+  const auto guarded = [&](int64_t item, Scratch& scratch) {
+    try {
+      body(item, scratch);
+    } catch (...) {
+#pragma omp critical(cyroi_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  };
+#pragma omp parallel num_threads((int)team)
+  {
+    Scratch scratch;
+    if (schedule == Schedule::kDynamic) {
+#pragma omp for schedule(dynamic)
+      for (int64_t item = 0; item < items; ++item) guarded(item, scratch);
+    } else {
+#pragma omp for schedule(static)
+      for (int64_t item = 0; item < items; ++item) guarded(item, scratch);
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+// run_items with a static schedule on up to `threads` threads, except that
+// work below `serial_work` (in the caller's units) runs on the calling
+// thread: waking a team costs more than a tiny call.
 template <typename Scratch, typename Body>
 void for_each_item(int64_t items, int threads, double work, Body body) {
   const double serial_work = 2e5;
@@ -139,21 +169,7 @@ void for_each_item(int64_t items, int threads, double work, Body body) {
     for (int64_t item = 0; item < items; ++item) body(item, scratch);
     return;
   }
-  std::exception_ptr failure;
-#pragma omp parallel num_threads((int)team)
-  {
-    Scratch scratch;
-#pragma omp for schedule(static)
-    for (int64_t item = 0; item < items; ++item) {
-      try {
-        body(item, scratch);
-      } catch (...) {
-#pragma omp critical(cyroi_failure)
-        if (!failure) failure = std::current_exception();
-      }
-    }
-  }
-  if (failure) std::rethrow_exception(failure);
+  run_items<Scratch>(items, team, Schedule::kStatic, body);
 }
 
 // Channels per block: a multiple of the SIMD chunk, at most `widest`, and
@@ -306,29 +322,43 @@ template <typename T> int64_t block_width(const Maps<T>& f, int64_t bytes) {
   return std::max(lanes, std::min(kWidestBlock, fit));
 }
 
+// A RoI of no image (batch index out of range) reads 0 in channels
+// [c0, c0 + width), with argmax -1 where there is one.
+template <typename T>
+void write_empty_rois(const Pooled<T>& out, const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
+                      int64_t width) {
+  for (int64_t c = c0; c < c0 + width; ++c)
+    for (int64_t ph = 0; ph < out.PH; ++ph)
+      for (int64_t pw = 0; pw < out.PW; ++pw) {
+        out.at(k, c, ph, pw) = 0;
+        if (argmax.data) argmax.at(k, c, ph, pw) = -1;
+      }
+}
+
 // Forward: every (RoI, channel block) pair once. In place, items are those
 // pairs; channels-last, items are (channel block, image) pairs that copy the
 // block once and run all the image's RoIs on it.
-// roi(in, k, c0, scratch) writes RoI k's outputs for channels
-// [c0, c0 + in.width) of image batch[k]; empty(k, c0, width) writes those of
-// a RoI whose batch index is out of range. Scratch has a `block` vector.
-template <typename T, typename Scratch, typename RoiFn, typename EmptyFn>
+// roi(in, k, c0, scratch) writes RoI k's outputs (in `out` and `argmax`) for
+// channels [c0, c0 + in.width) of image batch[k]; a RoI whose batch index is
+// out of range reads 0. Scratch has a `block` vector.
+template <typename T, typename Scratch, typename RoiFn>
 void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois, bool channels_last,
-                    int threads, double work, RoiFn roi, EmptyFn empty) {
+                    int threads, double work, const Pooled<T>& out,
+                    const Pooled<int64_t>& argmax, RoiFn roi) {
   if (!channels_last) {
     const int64_t width = channel_block<T>(f.C, rois, threads, kWidestBlock);
     const int64_t blocks = (f.C + width - 1) / width;
     for_each_item<Scratch>(rois * blocks, threads, work, [&](int64_t item, Scratch& s) {
       const int64_t k = item / blocks, c0 = (item % blocks) * width;
       const int64_t n = batch[k], w = std::min(width, f.C - c0);
-      if (n < 0 || n >= f.N) return empty(k, c0, w);
+      if (n < 0 || n >= f.N) return write_empty_rois(out, argmax, k, c0, w);
       roi(ChannelBlock<const T>{f.plane(n, c0), f.s.h, f.s.w, f.s.c, w}, k, c0, s);
     });
     return;
   }
   const ImageGroups groups(batch, rois, f.N);
   for (int64_t k = 0; k < rois; ++k)
-    if (batch[k] < 0 || batch[k] >= f.N) empty(k, 0, f.C);
+    if (batch[k] < 0 || batch[k] >= f.N) write_empty_rois(out, argmax, k, 0, f.C);
   const int64_t widest = block_width<T>(f, kCopyBytes);
   const int64_t width = channel_block<T>(f.C, f.N, threads, widest);
   const int64_t blocks = (f.C + width - 1) / width;

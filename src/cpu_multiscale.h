@@ -5,6 +5,7 @@
 // image in a fixed order. The same bits for any thread count, no atomics.
 #pragma once
 #include "../cyroi/kernels/fpn_math.h"
+#include "cpu_family_drivers.h"
 #include "cpu_roi_align.h"
 
 namespace cyroi {
@@ -18,24 +19,43 @@ template <typename T> int64_t fpn_level_of(const T* box, const FpnParams<T>& fpn
   return fpn_level(box, fpn.canonical_scale, fpn.canonical_level, fpn.k_min, fpn.k_max);
 }
 
-// maps[i] and params[i] (its spatial_scale) describe pyramid level i; RoI k
-// is on level `level` (fpn_level_of).
+// Forward: items are (RoI, channel block) pairs, the RoIs taken in `order`
+// (by level, for cache locality). maps[i] and params[i] (its spatial_scale)
+// describe pyramid level i; RoI k is on level levels[k] (fpn_level_of).
 template <typename T>
-void multiscale_roi_align_forward_item(const Maps<T>* maps, const AlignParams<T>* params,
-                                       int64_t level, const T* box, int64_t n, int64_t k,
-                                       int64_t c0, int64_t c1, const Pooled<T>& out) {
-  roi_align_forward_item(maps[level], box, n, params[level], k, c0, c1, out, Pooled<int64_t>{});
+void multiscale_forward_items(const Maps<T>* maps, const AlignParams<T>* params,
+                              const int64_t* levels, const int64_t* order, const T* boxes,
+                              int64_t box_stride, const int64_t* batch, int64_t rois,
+                              const Pooled<T>& out, int64_t channel_block, int threads) {
+  const ChannelBlocks blocks(out.C, channel_block);
+  const int64_t items = rois * blocks.count;
+  run_items<NoScratch>(items, team_for(items, threads), Schedule::kStatic,
+                       [&](int64_t item, NoScratch&) {
+                         const int64_t k = order[blocks.group(item)], level = levels[k];
+                         roi_align_forward_item(maps[level], boxes + k * box_stride, batch[k],
+                                                params[level], k, blocks.begin(item),
+                                                blocks.end(item), out, Pooled<int64_t>{});
+                       });
 }
 
-// rois groups the RoIs by (level, image): group level * N + n.
+// Backward: items are (level, image, channel block) triples; rois groups the
+// RoIs by (level, image): group level * N + n. Items differ in cost (level 0
+// is the largest), so threads take them as they free up; each still owns its
+// planes, so the bits do not change.
 template <typename T>
-void multiscale_roi_align_backward_item(const Maps<T>* grads, const AlignParams<T>* params,
-                                        const Pooled<T>& grad_out, const T* boxes,
-                                        const RoisByImage& rois, int64_t level, int64_t n,
-                                        int64_t c0, int64_t c1) {
-  const RoisByImage of_level = {rois.order, rois.begin + level * grads[level].N};
-  roi_align_backward_item(grads[level], grad_out, boxes, of_level, params[level],
-                          Pooled<int64_t>{}, n, c0, c1);
+void multiscale_backward_items(const Maps<T>* grads, const AlignParams<T>* params, int64_t levels,
+                               const Pooled<T>& grad_out, const T* boxes, const RoisByImage& rois,
+                               int64_t channel_block, int threads) {
+  const ChannelBlocks blocks(grad_out.C, channel_block);
+  const int64_t images = grads[0].N, items = levels * images * blocks.count;
+  run_items<NoScratch>(items, team_for(items, threads), Schedule::kDynamic,
+                       [&](int64_t item, NoScratch&) {
+                         const int64_t group = blocks.group(item), level = group / images;
+                         const RoisByImage of_level = {rois.order, rois.begin + level * images};
+                         roi_align_backward_item(grads[level], grad_out, boxes, of_level,
+                                                 params[level], Pooled<int64_t>{}, group % images,
+                                                 blocks.begin(item), blocks.end(item));
+                       });
 }
 
 }  // namespace cyroi

@@ -13,6 +13,9 @@
 
 namespace cyroi {
 
+// The tag that picks this op's work items (see cpu_family_drivers.h).
+struct PreciseRoiPool {};
+
 template <typename T> struct PreciseParams {
   T scale;
   int64_t pooled_h, pooled_w;
@@ -50,9 +53,9 @@ static T bin_mean(const T* plane, const CellWeights<T>& ys, const CellWeights<T>
 }
 
 template <typename T>
-void precise_roi_pool_forward_item(const Maps<T>& f, const T* box, int64_t n,
-                                   const PreciseParams<T>& p, int64_t k, int64_t c0, int64_t c1,
-                                   const Pooled<T>& out) {
+void forward_item(PreciseRoiPool, const Maps<T>& f, const T* box, int64_t n,
+                  const PreciseParams<T>& p, int64_t k, int64_t c0, int64_t c1,
+                  const Pooled<T>& out) {
   const bool image_ok = n >= 0 && n < f.N;
   const PreciseBox<T> b = precise_box(box, p.scale, p.pooled_h, p.pooled_w);
   std::vector<CellWeights<T>> xs(p.pooled_w);
@@ -70,9 +73,9 @@ void precise_roi_pool_forward_item(const Maps<T>& f, const T* box, int64_t n,
 }
 
 template <typename T>
-void precise_roi_pool_backward_item(const Maps<T>& grad, const Pooled<T>& grad_out,
-                                    const T* boxes, const RoisByImage& rois,
-                                    const PreciseParams<T>& p, int64_t n, int64_t c0, int64_t c1) {
+void backward_item(PreciseRoiPool, const Maps<T>& grad, const Pooled<T>& grad_out, const T* boxes,
+                   const RoisByImage& rois, const PreciseParams<T>& p, int64_t n, int64_t c0,
+                   int64_t c1) {
   std::vector<CellWeights<T>> xs(p.pooled_w);
   CellWeights<T> ys;
   for (int64_t r = rois.begin[n]; r < rois.begin[n + 1]; ++r) {
@@ -137,9 +140,8 @@ static void slope_sums(const T* line, int64_t step, int64_t size, const EdgeWeig
 // derivatives of the bin's mean for its four edges, summed over channels and
 // bins in order, then carried to the box by precise_edge_chain.
 template <typename T>
-void precise_roi_pool_rois_grad_item(const Maps<T>& f, const Pooled<T>& grad_out, const T* box,
-                                     int64_t n, const PreciseParams<T>& p, int64_t k,
-                                     T* grad_box) {
+void rois_grad_item(PreciseRoiPool, const Maps<T>& f, const Pooled<T>& grad_out, const T* box,
+                    int64_t n, const PreciseParams<T>& p, int64_t k, T* grad_box) {
   for (int j = 0; j < 4; ++j) grad_box[j] = 0;
   if (n < 0 || n >= f.N) return;
   const PreciseBox<T> b = precise_box(box, p.scale, p.pooled_h, p.pooled_w);

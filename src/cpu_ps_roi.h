@@ -31,17 +31,15 @@ template <typename T> AlignParams<T> ps_align_params(AlignParams<T> p) {
   return p;
 }
 
+// The tags that pick these ops' work items (see cpu_family_drivers.h).
+struct PsRoiAlign {};
+struct PsRoiPool {};
+
 template <typename T>
-void ps_roi_align_forward_item(const Maps<T>& f, const T* box, int64_t n,
-                               const AlignParams<T>& p, int64_t k, int64_t c0, int64_t c1,
-                               const Pooled<T>& out) {
+void forward_item(PsRoiAlign, const Maps<T>& f, const T* box, int64_t n, const AlignParams<T>& p,
+                  int64_t k, int64_t c0, int64_t c1, const Pooled<T>& out) {
   const int64_t channels = c1 - c0;
-  if (n < 0 || n >= f.N) {
-    for (int64_t c = c0; c < c1; ++c)
-      for (int64_t ph = 0; ph < p.pooled_h; ++ph)
-        for (int64_t pw = 0; pw < p.pooled_w; ++pw) out.at(k, c, ph, pw) = 0;
-    return;
-  }
+  if (n < 0 || n >= f.N) return write_empty_rois(out, Pooled<int64_t>{}, k, c0, channels);
   AlignScratch<T> s;
   s.roi.compute(box, ps_align_params(p), f.H, f.W);
   s.acc.resize(channels);
@@ -57,9 +55,9 @@ void ps_roi_align_forward_item(const Maps<T>& f, const T* box, int64_t n,
 }
 
 template <typename T>
-void ps_roi_align_backward_item(const Maps<T>& grad, const Pooled<T>& grad_out,
-                                const T* boxes, const RoisByImage& rois,
-                                const AlignParams<T>& p, int64_t n, int64_t c0, int64_t c1) {
+void backward_item(PsRoiAlign, const Maps<T>& grad, const Pooled<T>& grad_out, const T* boxes,
+                   const RoisByImage& rois, const AlignParams<T>& p, int64_t n, int64_t c0,
+                   int64_t c1) {
   const int64_t channels = c1 - c0;
   AlignScratch<T> s;
   std::vector<T> g(channels);
@@ -86,8 +84,8 @@ void ps_roi_align_backward_item(const Maps<T>& grad, const Pooled<T>& grad_out,
 }
 
 template <typename T>
-void ps_roi_pool_forward_item(const Maps<T>& f, const T* box, int64_t n, const PoolParams<T>& p,
-                              int64_t k, int64_t c0, int64_t c1, const Pooled<T>& out) {
+void forward_item(PsRoiPool, const Maps<T>& f, const T* box, int64_t n, const PoolParams<T>& p,
+                  int64_t k, int64_t c0, int64_t c1, const Pooled<T>& out) {
   const bool image_ok = n >= 0 && n < f.N;
   const PoolBox<T> b = pool_box(box, p.scale, p.pooled_h, p.pooled_w, (int64_t)0);
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
@@ -112,9 +110,9 @@ void ps_roi_pool_forward_item(const Maps<T>& f, const T* box, int64_t n, const P
 
 // The true gradient of the forward: each element of a bin gets g / count.
 template <typename T>
-void ps_roi_pool_backward_item(const Maps<T>& grad, const Pooled<T>& grad_out, const T* boxes,
-                               const RoisByImage& rois, const PoolParams<T>& p, int64_t n,
-                               int64_t c0, int64_t c1) {
+void backward_item(PsRoiPool, const Maps<T>& grad, const Pooled<T>& grad_out, const T* boxes,
+                   const RoisByImage& rois, const PoolParams<T>& p, int64_t n, int64_t c0,
+                   int64_t c1) {
   for (int64_t r = rois.begin[n]; r < rois.begin[n + 1]; ++r) {
     const int64_t k = rois.order[r];
     const PoolBox<T> b = pool_box(boxes + 4 * k, p.scale, p.pooled_h, p.pooled_w, (int64_t)0);

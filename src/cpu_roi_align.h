@@ -262,18 +262,6 @@ void align_roi_forward(const ChannelBlock<const T>& in, const T* box, const Alig
   align_bins_forward<T, Dense>(in, p, k, c0, out, argmax, s);
 }
 
-// A RoI of no image (batch index out of range) reads 0, with argmax -1.
-template <typename T>
-void write_empty_rois(const AlignParams<T>& p, const Pooled<T>& out,
-                      const Pooled<int64_t>& argmax, int64_t k, int64_t c0, int64_t width) {
-  for (int64_t c = c0; c < c0 + width; ++c)
-    for (int64_t ph = 0; ph < p.pooled_h; ++ph)
-      for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
-        out.at(k, c, ph, pw) = 0;
-        if (argmax.data) argmax.at(k, c, ph, pw) = -1;
-      }
-}
-
 // Feature reads per channel a call makes, roughly: what the channels-last
 // copy and the thread count are weighed against.
 template <typename T>
@@ -299,15 +287,12 @@ void roi_align_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, i
                        const Pooled<int64_t>& argmax, int threads) {
   const double reads = align_reads_per_channel(boxes, rois, p, f.H, f.W);
   forward_blocks<T, AlignScratch<T>>(
-      f, batch, rois, worth_channels_last(f, reads), threads, reads * (double)f.C,
+      f, batch, rois, worth_channels_last(f, reads), threads, reads * (double)f.C, out, argmax,
       [&](const ChannelBlock<const T>& in, int64_t k, int64_t c0, AlignScratch<T>& s) {
         if (in.sc == 1 || in.width == 1)
           align_roi_forward<T, true>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s);
         else
           align_roi_forward<T, false>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s);
-      },
-      [&](int64_t k, int64_t c0, int64_t width) {
-        write_empty_rois(p, out, argmax, k, c0, width);
       });
 }
 
@@ -317,7 +302,7 @@ template <typename T>
 void roi_align_forward_item(const Maps<T>& f, const T* box, int64_t n, const AlignParams<T>& p,
                             int64_t k, int64_t c0, int64_t c1, const Pooled<T>& out,
                             const Pooled<int64_t>& argmax) {
-  if (n < 0 || n >= f.N) return write_empty_rois(p, out, argmax, k, c0, c1 - c0);
+  if (n < 0 || n >= f.N) return write_empty_rois(out, argmax, k, c0, c1 - c0);
   AlignScratch<T> s;
   const ChannelBlock<const T> in{f.plane(n, c0), f.s.h, f.s.w, f.s.c, c1 - c0};
   if (in.sc == 1 || in.width == 1)

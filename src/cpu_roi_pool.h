@@ -109,7 +109,7 @@ void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, in
   const double reads = pool_reads_per_channel(boxes, rois, p, f.H, f.W);
   const bool narrow = sizeof(LaneIndex<T>) == 8 || f.H * f.W <= INT32_MAX;
   forward_blocks<T, PoolScratch<T>>(
-      f, batch, rois, worth_channels_last(f, reads), threads, reads * (double)f.C,
+      f, batch, rois, worth_channels_last(f, reads), threads, reads * (double)f.C, out, argmax,
       [&](const ChannelBlock<const T>& in, int64_t k, int64_t c0, PoolScratch<T>& s) {
         const T* box = boxes + 4 * k;
         const bool dense = in.sc == 1 || in.width == 1;
@@ -125,14 +125,6 @@ void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, in
         else
           pool_roi_forward<T, LaneIndex<T>, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
                                                    s.where);
-      },
-      [&](int64_t k, int64_t c0, int64_t width) {  // RoIs of no image: empty bins
-        for (int64_t c = c0; c < c0 + width; ++c)
-          for (int64_t ph = 0; ph < p.pooled_h; ++ph)
-            for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
-              out.at(k, c, ph, pw) = 0;
-              if (argmax.data) argmax.at(k, c, ph, pw) = -1;
-            }
       });
 }
 

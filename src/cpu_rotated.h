@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "../cyroi/kernels/rotated_math.h"
-#include "cpu_common.h"
+#include "cpu_box_grad.h"
 
 namespace cyroi {
 
@@ -19,6 +19,9 @@ template <typename T> struct RotatedParams {
   int64_t pooled_h, pooled_w, sampling_ratio;
   bool aligned, clockwise;
 };
+
+// The tag that picks this op's work items (see cpu_family_drivers.h).
+struct RoiAlignRotated {};
 
 template <typename T> RotatedBox<T> rotated_box_of(const T* box, const RotatedParams<T>& p) {
   return rotated_box(box, p.scale, p.aligned, p.clockwise, p.pooled_h, p.pooled_w,
@@ -35,9 +38,9 @@ static void rotated_taps(const RotatedBox<T>& b, int64_t ph, int64_t pw, const M
 }
 
 template <typename T>
-void roi_align_rotated_forward_item(const Maps<T>& f, const T* box, int64_t n,
-                                    const RotatedParams<T>& p, int64_t k, int64_t c0, int64_t c1,
-                                    const Pooled<T>& out) {
+void forward_item(RoiAlignRotated, const Maps<T>& f, const T* box, int64_t n,
+                  const RotatedParams<T>& p, int64_t k, int64_t c0, int64_t c1,
+                  const Pooled<T>& out) {
   const bool image_ok = n >= 0 && n < f.N;
   const RotatedBox<T> b = rotated_box_of(box, p);
   std::vector<Taps<T>> taps;
@@ -57,10 +60,9 @@ void roi_align_rotated_forward_item(const Maps<T>& f, const T* box, int64_t n,
 }
 
 template <typename T>
-void roi_align_rotated_backward_item(const Maps<T>& grad, const Pooled<T>& grad_out,
-                                     const T* boxes, const RoisByImage& rois,
-                                     const RotatedParams<T>& p, int64_t n, int64_t c0,
-                                     int64_t c1) {
+void backward_item(RoiAlignRotated, const Maps<T>& grad, const Pooled<T>& grad_out, const T* boxes,
+                   const RoisByImage& rois, const RotatedParams<T>& p, int64_t n, int64_t c0,
+                   int64_t c1) {
   std::vector<Taps<T>> taps;
   for (int64_t r = rois.begin[n]; r < rois.begin[n + 1]; ++r) {
     const int64_t k = rois.order[r];
@@ -83,9 +85,8 @@ void roi_align_rotated_backward_item(const Maps<T>& grad, const Pooled<T>& grad_
 // channels (in that order) of the output gradient times the derivative of
 // the sample's value.
 template <typename T>
-void roi_align_rotated_rois_grad_item(const Maps<T>& f, const Pooled<T>& grad_out, const T* box,
-                                      int64_t n, const RotatedParams<T>& p, int64_t k,
-                                      T* grad_box) {
+void rois_grad_item(RoiAlignRotated, const Maps<T>& f, const Pooled<T>& grad_out, const T* box,
+                    int64_t n, const RotatedParams<T>& p, int64_t k, T* grad_box) {
   for (int j = 0; j < 5; ++j) grad_box[j] = 0;
   if (n < 0 || n >= f.N) return;
   const RotatedBox<T> b = rotated_box_of(box, p);
@@ -94,16 +95,9 @@ void roi_align_rotated_rois_grad_item(const Maps<T>& f, const Pooled<T>& grad_ou
       for_each_rotated_sample(b, ph, pw, f.H, f.W,
                               [&](const AxisTap<T>& ty, const AxisTap<T>& tx, T y, T x, T yy,
                                   T xx, int64_t iy, int64_t ix) {
-        const Taps<T> t = combine_taps(ty, tx, f.s.h, f.s.w);
-        const T slope_y = axis_slope(y), slope_x = axis_slope(x);
-        T sum_y = 0, sum_x = 0;
-        for (int64_t c = 0; c < f.C; ++c) {
-          T dy, dx;
-          tap_gradient(f.plane(n, c), t, ty, tx, slope_y, slope_x, &dy, &dx);
-          const T g = grad_out.at(k, c, ph, pw);
-          sum_y += g * dy;
-          sum_x += g * dx;
-        }
+        T sum_y, sum_x;
+        sample_channel_sums(f, grad_out, n, k, ph, pw, ty, tx, axis_slope(y), axis_slope(x),
+                            &sum_y, &sum_x);
         const RotatedMotion<T> m =
             rotated_motion(b, p.scale, p.clockwise, yy, xx,
                            grid_fraction<T>(ph, iy, b.grid_h, p.pooled_h),

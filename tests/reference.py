@@ -790,6 +790,12 @@ def multiscale_roi_align_backward(grad_out, rois, input_shapes, output_size, spa
 # Gradient checking
 # ---------------------------------------------------------------------------
 
+def numeric_box_grad(forward, rois):
+    """numeric_grad of forward(rois) for the box columns rois[:, 1:], the
+    batch column held."""
+    return numeric_grad(lambda boxes: forward(np.column_stack([rois[:, 0], boxes])), rois[:, 1:])
+
+
 def numeric_grad(f, x, eps=1e-6):
     """Central-difference gradient at x of f (float64 array -> scalar; an array result is summed)."""
     x = np.array(x, dtype=np.float64)

@@ -67,3 +67,20 @@ def thread_workload(dtype, channels, count):
     wh = rng.uniform(-10, 200, (count, 2))
     rois = np.column_stack([rng.integers(0, 3, count), xy, xy + wh]).astype(dtype)
     return f, rois
+
+
+def assert_same_bits_for_1_2_4_threads(run, workload, layout):
+    """run(f, rois, layout) -> arrays on workload's (f, rois) (f made
+    channels-last for NHWC) gives the same bytes at 1, 2 and 4 threads."""
+    import cyroi
+    f, rois = workload
+    if layout == "NHWC":
+        f = np.ascontiguousarray(f.transpose(0, 2, 3, 1))
+    runs = {}
+    for threads in (1, 2, 4):
+        cyroi.set_num_threads(threads)
+        assert cyroi.get_num_threads() == threads
+        runs[threads] = run(f, rois, layout)
+    for threads in (2, 4):
+        for a, b in zip(runs[1], runs[threads]):
+            assert a.tobytes() == b.tobytes()

@@ -22,7 +22,7 @@ from test_multiscale_roi_align import pyramid_problem
 from test_precise_roi_pool import TOLERANCE as PRECISE_TOLERANCE
 from test_precise_roi_pool import box_grad_tolerance as precise_box_grad_tolerance
 from test_ps_roi import ps_features
-from test_roi_align_box_grad import random_rois
+from test_roi_align_box_grad import box_grad_case
 from test_roi_align_rotated import random_rotated_rois, rotated_problem
 
 LAYOUTS = ["NCHW", "NHWC"]
@@ -249,22 +249,11 @@ def test_precise_roi_pool_box_gradient_matches_the_reference(on_host, problem, d
                                                    (False, 2, 1.0)])
 def test_roi_align_box_gradient_is_the_derivative(on_host, layout, aligned, ratio, scale):
     """Central differences of the reference forward, as tests/test_roi_align_box_grad.py."""
-    rng = np.random.default_rng(int(aligned) * 10 + ratio + int(4 * scale))
-    x = rng.standard_normal((2, 3, 7, 8))
-    rois = random_rois(rng, 6, 7, 8, scale)
-    rois[0, 3:] = rois[0, 1:3] + 0.4 / scale  # smaller than one pixel: size raised to 1
-    size = (2, 3)
-    g = rng.standard_normal((6, 3, *size))
+    x, rois, g, want = box_grad_case(aligned, ratio, scale)
     boxes, batch = split_rois(rois, np.float64)
     grad_boxes = on_host.roi_align_rois_grad(to_layout(g, layout), to_layout(x, layout), boxes,
                                              batch, scale, ratio, aligned, layout)
-
-    def loss(b):
-        return reference.roi_align(x, np.column_stack([rois[:, 0], b]), size, scale, ratio,
-                                   aligned)[0] * g
-
-    np.testing.assert_allclose(grad_boxes, reference.numeric_grad(loss, rois[:, 1:]), rtol=1e-6,
-                               atol=1e-6)
+    np.testing.assert_allclose(grad_boxes, want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -282,9 +271,7 @@ def test_roi_align_rotated_box_gradient_is_the_derivative(on_host, layout, align
                                                      boxes, batch, 0.9, ratio, aligned,
                                                      clockwise, layout)
 
-    def loss(b):
-        return reference.roi_align_rotated(x, np.column_stack([rois[:, 0], b]), size, 0.9,
-                                           ratio, aligned, clockwise) * g
-
-    np.testing.assert_allclose(grad_boxes, reference.numeric_grad(loss, rois[:, 1:]), rtol=1e-6,
-                               atol=1e-6)
+    want = reference.numeric_box_grad(
+        lambda r: reference.roi_align_rotated(x, r, size, 0.9, ratio, aligned, clockwise) * g,
+        rois)
+    np.testing.assert_allclose(grad_boxes, want, rtol=1e-6, atol=1e-6)

@@ -4,11 +4,7 @@ import numpy as np
 import pytest
 
 import cyroi
-from strategies import thread_workload
-
-
-def workload(dtype):
-    return thread_workload(dtype, 72, 40)  # 72 = 2 * (6 * 6): ps ops too
+from strategies import assert_same_bits_for_1_2_4_threads, thread_workload
 
 
 def ps_ops(f, rois, layout):
@@ -63,13 +59,5 @@ OPS = [ps_ops, rotated_ops, align_box_grad, precise_ops, multiscale_ops]
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_bitwise_identical_for_1_2_4_threads(ops, dtype, layout, restore_threads):
-    f, rois = workload(dtype)
-    if layout == "NHWC":
-        f = np.ascontiguousarray(f.transpose(0, 2, 3, 1))
-    runs = {}
-    for threads in (1, 2, 4):
-        cyroi.set_num_threads(threads)
-        runs[threads] = ops(f, rois, layout)
-    for threads in (2, 4):
-        for a, b in zip(runs[1], runs[threads]):
-            assert a.tobytes() == b.tobytes()
+    workload = thread_workload(dtype, 72, 40)  # 72 = 2 * (6 * 6): ps ops too
+    assert_same_bits_for_1_2_4_threads(ops, workload, layout)

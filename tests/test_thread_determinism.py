@@ -3,11 +3,7 @@ import numpy as np
 import pytest
 
 import cyroi
-from strategies import thread_workload
-
-
-def workload(dtype):
-    return thread_workload(dtype, 37, 60)
+from strategies import assert_same_bits_for_1_2_4_threads, thread_workload
 
 
 def run_all(f, rois, layout):
@@ -28,14 +24,4 @@ def run_all(f, rois, layout):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_bitwise_identical_for_1_2_4_threads(dtype, layout, restore_threads):
-    f, rois = workload(dtype)
-    if layout == "NHWC":
-        f = np.ascontiguousarray(f.transpose(0, 2, 3, 1))
-    runs = {}
-    for threads in (1, 2, 4):
-        cyroi.set_num_threads(threads)
-        assert cyroi.get_num_threads() == threads
-        runs[threads] = run_all(f, rois, layout)
-    for threads in (2, 4):
-        for a, b in zip(runs[1], runs[threads]):
-            assert a.tobytes() == b.tobytes()
+    assert_same_bits_for_1_2_4_threads(run_all, thread_workload(dtype, 37, 60), layout)

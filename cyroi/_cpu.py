@@ -11,10 +11,6 @@ from . import _cpu_ext, _cpu_family, _memory
 from ._arrays import aligned_array
 from ._threads import get_num_threads
 
-# Results at least this large live in cyroi._memory's reusable blocks;
-# smaller ones are served as fast by NumPy's allocator.
-REUSED_BYTES = 1 << 20
-
 # Channels per work item of the family loops (roi_align and roi_pool pick
 # their own blocks in C++): enough to reuse each RoI's sample taps, few
 # enough that (RoI, block) pairs keep every thread busy.
@@ -36,12 +32,14 @@ def _logical(array, layout):
     return array if layout == "NCHW" else array.transpose(0, 3, 1, 2)
 
 
+def _nbytes(shape, dtype):
+    return int(np.prod(shape)) * np.dtype(dtype).itemsize
+
+
 def _empty(shape, dtype):
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    if nbytes < REUSED_BYTES or not _memory.reusing():
+    if not _memory.reusable(_nbytes(shape, dtype)):
         return np.empty(shape, dtype)
-    return np.frombuffer(_memory.Block(nbytes), dtype).reshape(shape)
+    return np.frombuffer(_memory.Block(_nbytes(shape, dtype)), dtype).reshape(shape)
 
 
 def _allocate(shape_nchw, layout, dtype, zeroed=False):
@@ -52,6 +50,15 @@ def _allocate(shape_nchw, layout, dtype, zeroed=False):
     # gradient costs memory only where RoIs write.
     array = np.zeros(shape, dtype) if zeroed else _empty(shape, dtype)
     return array, _logical(array, layout)
+
+
+def _gradient(shape_nchw, layout, dtype, filled):
+    """(gradient, its (N, C, H, W) view, zero_first) for roi_align's and
+    roi_pool's backward loops. A reusable block if the loop runs (`filled`),
+    which then zeroes it block by block (zero_first); else lazily zeroed
+    pages, so a huge gradient costs memory only where RoIs write."""
+    reuse = filled and _memory.reusable(_nbytes(shape_nchw, dtype))
+    return (*_allocate(shape_nchw, layout, dtype, zeroed=not reuse), reuse)
 
 
 def _group_by_image(batch, num_images):
@@ -86,10 +93,10 @@ def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, align
 def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned, mode,
                        argmax, layout, deterministic=False):  # always deterministic here
     g = _logical(_as_compute(grad_output), layout)
-    grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
+    grad, grad_view, zero_first = _gradient(shape, layout, g.dtype, g.size > 0)
     if grad.size and g.size:
         argmax_view = _logical(aligned_array(argmax), layout) if mode == "max" else None
-        _cpu_ext.roi_align_backward(g, boxes, batch, argmax_view, grad_view,
+        _cpu_ext.roi_align_backward(g, boxes, batch, argmax_view, grad_view, zero_first,
                                     scale, sampling_ratio, aligned, mode == "max",
                                     get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)
@@ -102,10 +109,10 @@ def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax):
 
 def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=False):
     g = _logical(_as_compute(grad_output), layout)
-    grad, grad_view = _allocate(shape, layout, g.dtype, zeroed=True)
+    grad, grad_view, zero_first = _gradient(shape, layout, g.dtype, g.size > 0)
     if grad.size and g.size:
         _cpu_ext.roi_pool_backward(g, batch, _logical(aligned_array(argmax), layout),
-                                   grad_view, get_num_threads())
+                                   grad_view, zero_first, get_num_threads())
     return grad.astype(grad_output.dtype, copy=False)
 
 

@@ -3,7 +3,7 @@
 OpenMP threads themselves, and the one-pass RoI scan of cyroi._rois.
 
 Arrays arrive already validated and allocated by cyroi._cpu (any strides;
-gradients zero-initialised). Typed memoryviews only, no NumPy C-API, so one
+gradients zero-initialised, or zeroed by the loops with zero_first). Typed memoryviews only, no NumPy C-API, so one
 build serves NumPy 1 and 2. The GIL is released while the loops run.
 """
 from libc.math cimport floor, isfinite
@@ -37,13 +37,13 @@ def roi_align_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
 
 def roi_align_backward(const real[:, :, :, :] grad_out, const real[:, ::1] boxes,
                        const int64_t[::1] batch, const int64_t[:, :, :, :] argmax,
-                       real[:, :, :, :] grad, double scale, int64_t sampling_ratio,
-                       bint aligned, bint max_mode, int num_threads):
+                       real[:, :, :, :] grad, bint zero_first, double scale,
+                       int64_t sampling_ratio, bint aligned, bint max_mode, int num_threads):
     cdef Pooled[int64_t] a = as_indices(argmax)
     cdef AlignParams[real] p = align_params(grad_out, scale, sampling_ratio, aligned, max_mode)
     with nogil:
         align_backward(as_maps(grad), as_pooled(grad_out), &boxes[0, 0], &batch[0], p, a,
-                       num_threads)
+                       zero_first, num_threads)
 
 
 def roi_pool_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
@@ -57,10 +57,11 @@ def roi_pool_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
 
 def roi_pool_backward(const real[:, :, :, :] grad_out, const int64_t[::1] batch,
                       const int64_t[:, :, :, :] argmax, real[:, :, :, :] grad,
-                      int num_threads):
+                      bint zero_first, int num_threads):
     cdef Pooled[int64_t] a = as_indices(argmax)
     with nogil:
-        pool_backward(as_maps(grad), as_pooled(grad_out), &batch[0], a, num_threads)
+        pool_backward(as_maps(grad), as_pooled(grad_out), &batch[0], a, zero_first,
+                      num_threads)
 
 
 ctypedef fused coord:

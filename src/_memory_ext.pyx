@@ -22,6 +22,8 @@ cdef extern from "<sys/mman.h>" nogil:
 cdef enum:
     ALIGNMENT = 2 << 20  # one huge page
     SLOTS = 8
+    # Smaller results are served as fast by NumPy's allocator.
+    SMALLEST = 1 << 20
 
 # Cached blocks: addresses and capacities, oldest first.
 cdef void* _cached[SLOTS]
@@ -125,9 +127,15 @@ def set_result_cache(max_bytes):
         free(_remove(0))
 
 
-def reusing():
-    """Whether results are made in reusable blocks (a limit above 0)."""
-    return _limit > 0
+def reusable(Py_ssize_t nbytes):
+    """Whether a result of `nbytes` is made in a reusable Block: large, and
+    within the cache's limit."""
+    return nbytes >= SMALLEST and _rounded(nbytes) <= _limit
+
+
+def limit():
+    """The cache's limit in bytes (set_result_cache)."""
+    return _limit
 
 
 def cached_bytes():

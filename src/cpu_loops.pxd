@@ -28,7 +28,8 @@ cdef extern from "cpu_roi_align.h" namespace "cyroi" nogil:
                               const Pooled[int64_t]& argmax, int threads) except +
     void roi_align_backward[T](const Maps[T]& grad, const Pooled[T]& grad_out,
                                const T* boxes, const int64_t* batch, const AlignParams[T]& p,
-                               const Pooled[int64_t]& argmax, int threads) except +
+                               const Pooled[int64_t]& argmax, bint zero_first,
+                               int threads) except +
 
 cdef extern from "cpu_roi_pool.h" namespace "cyroi" nogil:
     cdef cppclass PoolParams[T]:
@@ -39,4 +40,4 @@ cdef extern from "cpu_roi_pool.h" namespace "cyroi" nogil:
                              const Pooled[int64_t]& argmax, int threads) except +
     void roi_pool_backward[T](const Maps[T]& grad, const Pooled[T]& grad_out,
                               const int64_t* batch, const Pooled[int64_t]& argmax,
-                              int threads) except +
+                              bint zero_first, int threads) except +

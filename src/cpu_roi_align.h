@@ -435,16 +435,16 @@ void align_roi_backward(const ChannelBlock<T>& out, const T* box, const AlignPar
   align_bins_backward<T, Dense>(out, p, height, width, grad_out, argmax, k, c0, s);
 }
 
-// Accumulates into grad (zeroed by the caller).
+// Accumulates into grad: zeroed by the caller, or here with zero_first.
 template <typename T>
 void roi_align_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const T* boxes,
                         const int64_t* batch, const AlignParams<T>& p,
-                        const Pooled<int64_t>& argmax, int threads) {
+                        const Pooled<int64_t>& argmax, bool zero_first, int threads) {
   const int64_t rois = grad_out.K;
   const double reads = align_reads_per_channel(boxes, rois, p, grad.H, grad.W);
   const bool channels_last = worth_channels_last(grad, reads);
   backward_blocks<T, AlignScratch<T>>(
-      grad, batch, rois, channels_last, threads, reads * (double)grad.C,
+      grad, batch, rois, channels_last, zero_first, threads, reads * (double)grad.C,
       [&](const ChannelBlock<T>& out, int64_t k, int64_t c0, AlignScratch<T>& s) {
         if (out.sc == 1 || out.width == 1)
           align_roi_backward<T, true>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax, k,

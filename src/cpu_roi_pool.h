@@ -158,10 +158,10 @@ void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width
 
 template <typename T>
 void roi_pool_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const int64_t* batch,
-                       const Pooled<int64_t>& argmax, int threads) {
+                       const Pooled<int64_t>& argmax, bool zero_first, int threads) {
   const double work = (double)grad_out.K * grad_out.C * grad_out.PH * grad_out.PW;
   backward_blocks<T, PoolScratch<T>>(
-      grad, batch, grad_out.K, false, threads, work,
+      grad, batch, grad_out.K, false, zero_first, threads, work,
       [&](const ChannelBlock<T>& out, int64_t k, int64_t c0, PoolScratch<T>&) {
         pool_roi_backward(out, grad.H, grad.W, grad_out, argmax, k, c0);
       });

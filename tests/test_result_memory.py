@@ -16,7 +16,7 @@ DEFAULT_LIMIT = 512 << 20
 @pytest.fixture(autouse=True)
 def default_cache():
     """The default limit during the test; conftest's setting after it."""
-    before = DEFAULT_LIMIT if _memory.reusing() else 0
+    before = _memory.limit()
     cyroi.set_result_cache(DEFAULT_LIMIT)
     yield
     cyroi.set_result_cache(before)
@@ -80,3 +80,38 @@ def test_the_cache_stays_within_its_limit():
 def test_set_result_cache_rejects_non_sizes(bad):
     with pytest.raises(ValueError, match="set_result_cache expects an int >= 0"):
         cyroi.set_result_cache(bad)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("op", ["roi_align", "roi_pool"])
+def test_a_gradient_in_a_dirty_block_is_zeroed_by_the_loop(op, layout):
+    """A gradient of reusable size takes a cached block as it is (here one
+    filled with NaN bits) and the backward loop zeroes it: the result equals
+    the reference, pixels no RoI reads included."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 64, 48, 40))
+    rois = np.array([[0, 2, 3, 20, 30], [1, 10, 5, 38, 17], [1, 0, 0, 9, 9]], np.float64)
+    size = (3, 4)
+    if op == "roi_align":
+        out = reference.roi_align(x, rois, size, 0.5, 2, True)[0]
+        want = reference.roi_align_backward(np.ones_like(out), rois, x.shape, size, 0.5, 2,
+                                            True)
+    else:
+        out, argmax = reference.roi_pool(x, rois, size, 0.5)
+        want = reference.roi_pool_backward(np.ones_like(out), rois, x.shape, size, 0.5, argmax)
+    dirty = np.frombuffer(_memory.Block(x.nbytes), np.uint8)
+    dirty[:] = 0xFF
+    where = address(dirty)
+    del dirty
+    def in_layout(array):
+        return array.transpose(0, 2, 3, 1) if layout == "NHWC" else array
+
+    g, shape = in_layout(np.ones(out.shape)), in_layout(x).shape
+    if op == "roi_align":
+        grad = cyroi.roi_align_backward(g, rois, shape, 0.5, 2, True, layout=layout)
+    else:
+        grad = cyroi.roi_pool_backward(g, rois, in_layout(argmax), shape, layout=layout)
+    assert address(grad) == where
+    grad = grad.transpose(0, 3, 1, 2) if layout == "NHWC" else grad
+    np.testing.assert_allclose(grad, want, rtol=1e-12, atol=1e-12)
+    assert (grad == 0).any()

@@ -88,3 +88,12 @@ def test_torch_tensors_in_and_out():
     np.testing.assert_array_equal(
         grad_rois.numpy(),
         cyroi.roi_align_backward(g, rois, x.shape, need_rois_grad=True, features=x)[1])
+
+
+def test_empty_list_of_images_gives_an_empty_list():
+    """rois=[] (no images, no boxes): the gradient in the form of the rois is
+    [] (it was [array of shape (0, 4)], one image too many; found by fuzzing)."""
+    x = np.zeros((0, 2, 4, 4))
+    _, grad_rois = cyroi.roi_align_backward(np.zeros((0, 2, 2, 2)), [], x.shape,
+                                            need_rois_grad=True, features=x)
+    assert grad_rois == []

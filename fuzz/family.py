@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 import reference
+from test_roi_align_box_grad import TOLERANCE as BOX_GRADIENT_TOLERANCE
 
 # Oracle work (bilinear samples times channels) above which a case is only
 # checked for safety: the oracle is plain Python, and a large sampling_ratio
@@ -55,6 +56,46 @@ def integer_bins_work(features, row, size, scale, p, T):
     return features.shape[2] * features.shape[3]
 
 
+# Boxes whose scaled coordinates (and angle in degrees) stay within this
+# have sample positions exact to ~1e-11 px in float64, far below the step.
+DIFFERENCED_EXTENT = 1e4
+
+
+def differenced_rois_grad(forward, grad, table, scale, T):
+    """d sum(forward(rois) * grad) / d(box coordinates) of the oracle by
+    differences one step ahead and one behind, per RoI and coordinate; NaN
+    where the two disagree: a kink of the bilinear surface, a change of the
+    adaptive grid or the map's edge within a step, where the op's derivative
+    (one-sided there) has nothing to be compared with. Only in float64 (T)
+    and for boxes within DIFFERENCED_EXTENT: in float32, or far out, the
+    op's own rounding is beyond the differences' accuracy."""
+    if T is not np.float64:
+        return None
+    result = np.full((len(table), table.shape[1] - 1), np.nan)
+    for k, row in enumerate(np.asarray(table, np.float64)):
+        if not np.all(np.abs(row[1:]) * max(scale, 1.0) <= DIFFERENCED_EXTENT):
+            continue
+
+        def loss(shift):
+            return float(np.sum(forward(row[None] + shift) * grad[k:k + 1]))
+        base = loss(0)
+        for j in range(1, table.shape[1]):
+            step = np.zeros(table.shape[1])
+            step[j] = (row[j] + 1e-6) - row[j]
+            ahead, behind = (loss(step) - base) / step[j], (base - loss(-step)) / step[j]
+            if abs(ahead - behind) <= BOX_GRADIENT_TOLERANCE["atol"] + \
+                    BOX_GRADIENT_TOLERANCE["rtol"] * abs(ahead):
+                result[k, j - 1] = (ahead + behind) / 2
+    return result
+
+
+def differences_agree(result, want, features, table, size, scale):
+    """The op's box gradient against differenced_rois_grad where it answers,
+    with the tolerance of the op's own box-gradient test."""
+    known = ~np.isnan(want)
+    return np.allclose(result[known], want[known], **BOX_GRADIENT_TOLERANCE)
+
+
 SAMPLING_RATIOS = [-1, -1, 1, 2, 3]
 BROKEN_SAMPLING_RATIOS = [0, -2, -7, 1.5, "2", None, True]
 
@@ -69,9 +110,7 @@ class Family:
     valid_params: Callable  # draw -> {name: value} of valid op parameters
     broken_params: dict  # argument -> invalid values (TypeError / ValueError)
     reference_forward: Callable  # (features, table, size, scale, params, T) -> (out, argmax|None)
-    # (grad, table, features, size, scale, params, argmax, T) -> (grad_features,
-    # grad_rois (K, box columns) or None where tests/reference.py has no formula)
-    reference_backward: Callable
+    reference_backward: Callable  # (grad, table, features, size, scale, params, argmax, T) -> grad
     backward_kwargs: Callable  # (scale, params) -> keywords of the backward beside grad/rois
     has_argmax: Callable  # params -> whether forward returns / backward needs an argmax
     oracle_work: Callable  # (features, row, size, scale, params, T) -> samples the oracle visits
@@ -91,10 +130,14 @@ class Family:
         default=lambda row, scale, p, T: finite_after_scaling(row, scale, T))
     input_shape_keyword: str = "input_shape"  # the backward's; None: it reads features=
     # T -> relative tolerance where the op does not follow the oracle's order
-    # of operations (None: a few ulps); (features in T, table, size, scale) ->
-    # absolute tolerance of grad_rois (K, box columns).
+    # of operations (None: a few ulps).
     tolerance: Callable = None
-    rois_grad_tolerance: Callable = None
+    # The gradient for box coordinates, where the op gives it:
+    # (grad, table, features, size, scale, params, T) -> (K, box columns),
+    # NaN where the oracle has no answer; None: no answer at all.
+    reference_rois_grad: Callable = None
+    # (grad_rois, oracle's, features in T, table, size, scale) -> whether they agree
+    rois_grad_agrees: Callable = None
 
 
 @dataclass(frozen=True)

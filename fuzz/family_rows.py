@@ -12,7 +12,8 @@ from test_precise_roi_pool import TOLERANCE as PRECISE_TOLERANCE
 from test_precise_roi_pool import box_grad_tolerance
 
 from .family import (BROKEN_SAMPLING_RATIOS, SAMPLING_RATIOS, EntryPoint, Family,
-                     align_oracle_work, finite_after_scaling, integer_bins_work, sample_work)
+                     align_oracle_work, differenced_rois_grad, differences_agree,
+                     finite_after_scaling, integer_bins_work, sample_work)
 
 ALIGNED = [False, True, 0, 1, np.bool_(True)]
 
@@ -46,9 +47,9 @@ PS_ROI_ALIGN = Family(
     broken_params={"sampling_ratio": BROKEN_SAMPLING_RATIOS},
     reference_forward=lambda f, table, size, scale, p, T: (
         reference.ps_roi_align(f, table, size, scale, p["sampling_ratio"], dtype=T), None),
-    reference_backward=lambda g, table, f, size, scale, p, argmax, T: (
+    reference_backward=lambda g, table, f, size, scale, p, argmax, T:
         reference.ps_roi_align_backward(g, table, f.shape, size, scale, p["sampling_ratio"],
-                                        dtype=T), None),
+                                        dtype=T),
     backward_kwargs=_scale_kwargs,
     has_argmax=lambda p: False,
     oracle_work=_ps_align_work,
@@ -66,8 +67,8 @@ PS_ROI_POOL = Family(
     broken_params={},
     reference_forward=lambda f, table, size, scale, p, T: (
         reference.ps_roi_pool(f, table, size, scale, dtype=T), None),
-    reference_backward=lambda g, table, f, size, scale, p, argmax, T: (
-        reference.ps_roi_pool_backward(g, table, f.shape, size, scale, dtype=T), None),
+    reference_backward=lambda g, table, f, size, scale, p, argmax, T:
+        reference.ps_roi_pool_backward(g, table, f.shape, size, scale, dtype=T),
     backward_kwargs=_scale_kwargs,
     has_argmax=lambda p: False,
     oracle_work=integer_bins_work,
@@ -109,10 +110,14 @@ ROI_ALIGN_ROTATED = Family(
     broken_params={"sampling_ratio": BROKEN_SAMPLING_RATIOS},
     reference_forward=lambda f, table, size, scale, p, T: (
         reference.roi_align_rotated(f, table, size, scale, *_rotated_args(p), dtype=T), None),
-    # The box gradient (need_rois_grad) has no formula in tests/reference.py.
-    reference_backward=lambda g, table, f, size, scale, p, argmax, T: (
+    reference_backward=lambda g, table, f, size, scale, p, argmax, T:
         reference.roi_align_rotated_backward(g, table, f.shape, size, scale, *_rotated_args(p),
-                                             dtype=T), None),
+                                             dtype=T),
+    # tests/reference.py has no formula for the box gradient: differences of its forward.
+    reference_rois_grad=lambda g, table, f, size, scale, p, T: differenced_rois_grad(
+        lambda rois: reference.roi_align_rotated(f, rois, size, scale, *_rotated_args(p),
+                                                 dtype=T), g, table, scale, T),
+    rois_grad_agrees=differences_agree,
     backward_kwargs=_scale_kwargs,
     has_argmax=lambda p: False,
     oracle_work=_rotated_work,
@@ -125,9 +130,6 @@ ROI_ALIGN_ROTATED = Family(
 # ----------------------------------------------------------- precise_roi_pool
 
 
-def _precise_backward(g, table, f, size, scale, p, argmax, T):
-    grad, grad_rois = reference.precise_roi_pool_backward(g, f, table, size, scale, dtype=T)
-    return grad, grad_rois[:, 1:]
 
 
 PRECISE_ROI_POOL = Family(
@@ -137,7 +139,10 @@ PRECISE_ROI_POOL = Family(
     broken_params={},
     reference_forward=lambda f, table, size, scale, p, T: (
         reference.precise_roi_pool(f, table, size, scale, dtype=T), None),
-    reference_backward=_precise_backward,
+    reference_backward=lambda g, table, f, size, scale, p, argmax, T:
+        reference.precise_roi_pool_backward(g, f, table, size, scale, dtype=T)[0],
+    reference_rois_grad=lambda g, table, f, size, scale, p, T:
+        reference.precise_roi_pool_backward(g, f, table, size, scale, dtype=T)[1][:, 1:],
     backward_kwargs=_scale_kwargs,
     has_argmax=lambda p: False,
     # Every bin weighs every cell of the plane.
@@ -148,8 +153,8 @@ PRECISE_ROI_POOL = Family(
     defined_for_nonfinite=lambda p: False,
     input_shape_keyword=None,
     tolerance=lambda T: PRECISE_TOLERANCE[T]["rtol"],
-    rois_grad_tolerance=lambda f, table, size, scale: box_grad_tolerance(f, table, size,
-                                                                         scale)[:, 1:],
+    rois_grad_agrees=lambda result, want, f, table, size, scale: bool(np.all(
+        np.abs(result - want) <= box_grad_tolerance(f, table, size, scale)[:, 1:])),
 )
 
 # ------------------------------------------------------- multiscale_roi_align
@@ -202,9 +207,9 @@ MULTISCALE_ROI_ALIGN = Family(
     reference_forward=lambda f, table, size, scales, p, T: (
         reference.multiscale_roi_align(f, table, size, scales, *_pyramid_args(p), dtype=T),
         None),
-    reference_backward=lambda g, table, f, size, scales, p, argmax, T: (
+    reference_backward=lambda g, table, f, size, scales, p, argmax, T:
         reference.multiscale_roi_align_backward(g, table, [level.shape for level in f], size,
-                                                scales, *_pyramid_args(p), dtype=T), None),
+                                                scales, *_pyramid_args(p), dtype=T),
     backward_kwargs=lambda scales, p: {"spatial_scales": scales, **p},
     has_argmax=lambda p: False,
     oracle_work=_pyramid_work,

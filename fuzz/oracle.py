@@ -58,13 +58,20 @@ def forward(case, rows):
 
 
 def backward(case, rows):
-    """The oracle's (gradient for features (NCHW, float64; a list for a
-    pyramid), gradient for the boxes of the selected rows or None) from
-    the selected rows."""
+    """The oracle's gradient for features (NCHW, float64; a list for a
+    pyramid) from the selected rows."""
     family = case.entry.family
     argmax = None if case.argmax_values is None else case.argmax_values[rows]
     return family.reference_backward(case.grad_values[rows], case.table[rows], case.features,
                                      case.size, case.scale, case.params, argmax, case.T)
+
+
+def rois_grad(case, rows):
+    """The oracle's gradient for the boxes of the selected rows (NaN where
+    it has no answer), or None."""
+    family = case.entry.family
+    return family.reference_rois_grad(case.grad_values[rows], case.table[rows], case.features,
+                                      case.size, case.scale, case.params, case.T)
 
 
 def backward_argmax(case, source):

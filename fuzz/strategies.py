@@ -77,7 +77,7 @@ def recipes(draw, entries):
     output_size = draw(st.one_of(st.integers(1, 4),
                                  st.tuples(st.integers(1, 4), st.integers(1, 4)),
                                  st.lists(st.integers(1, 4), min_size=2, max_size=2)))
-    params = entry.family.valid_params(draw)
+    params = {**entry.family.valid_params(draw), **entry.fixed_params}
     recipe = Recipe(
         entry=entry.name, shape=(N, C, H, W), dtype=dtype,
         values=draw(st.sampled_from(["normal", "normal", "ties", "nonfinite"])),

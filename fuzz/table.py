@@ -15,7 +15,8 @@ import reference
 
 from .family import (BROKEN_SAMPLING_RATIOS, ORACLE_BUDGET,  # noqa: F401  (imported from here)
                      SAMPLING_RATIOS, EntryPoint, Family, align_oracle_work, compute_dtype,
-                     finite_after_scaling, integer_bins_work)
+                     differenced_rois_grad, differences_agree, finite_after_scaling,
+                     integer_bins_work)
 from .family_rows import FAMILY_ENTRY_POINTS
 
 # ------------------------------------------------------------------ roi_align
@@ -32,10 +33,17 @@ def _align_reference_forward(features, table, size, scale, p, T):
 
 
 def _align_reference_backward(grad, table, features, size, scale, p, argmax, T):
-    # The box gradient (need_rois_grad) has no formula in tests/reference.py.
     return reference.roi_align_backward(grad, table, features.shape, size, scale,
                                         p["sampling_ratio"], bool(p["aligned"]), p["mode"],
-                                        argmax, dtype=T), None
+                                        argmax, dtype=T)
+
+
+def _align_rois_grad(grad, table, features, size, scale, p, T):
+    """tests/reference.py has no formula for the box gradient: differences
+    of its forward."""
+    return differenced_rois_grad(
+        lambda rois: _align_reference_forward(features, rois, size, scale, p, T)[0], grad,
+        table, scale, T)
 
 
 ROI_ALIGN = Family(
@@ -52,6 +60,8 @@ ROI_ALIGN = Family(
     # Sample indices iy * gw + ix of a grid of at most (2^31 - 1)^2 samples.
     argmax_limit=lambda shape, p: (2**31 - 1) ** 2,
     defined_for_nonfinite=lambda p: p.get("mode") != "max",
+    reference_rois_grad=_align_rois_grad,
+    rois_grad_agrees=differences_agree,
 )
 
 # ------------------------------------------------------------------- roi_pool
@@ -63,7 +73,7 @@ def _pool_reference_forward(features, table, size, scale, p, T):
 
 def _pool_reference_backward(grad, table, features, size, scale, p, argmax, T):
     return reference.roi_pool_backward(grad, table, features.shape, size, scale, argmax,
-                                       dtype=T), None
+                                       dtype=T)
 
 
 ROI_POOL = Family(

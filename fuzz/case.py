@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import memory
-from .table import BY_NAME, compute_dtype
+from .family import compute_dtype
+from .table import BY_NAME
 
 CORNER_BOXES = ((0, 0.5, 1.0, 6.0, 5.5), (1, 2.0, 0.0, 7.5, 6.5), (0, 5.0, 4.0, 1.0, 2.0))
 

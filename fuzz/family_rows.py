@@ -153,8 +153,8 @@ PRECISE_ROI_POOL = Family(
     defined_for_nonfinite=lambda p: False,
     input_shape_keyword=None,
     tolerance=lambda T: PRECISE_TOLERANCE[T]["rtol"],
-    rois_grad_agrees=lambda result, want, f, table, size, scale: bool(np.all(
-        np.abs(result - want) <= box_grad_tolerance(f, table, size, scale)[:, 1:])),
+    rois_grad_agrees=lambda result, want, rounding, f, table, size, scale: bool(np.all(
+        np.abs(result - want) - rounding <= box_grad_tolerance(f, table, size, scale)[:, 1:])),
 )
 
 # ------------------------------------------------------- multiscale_roi_align

@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 import cyroi
 import reference
 
-from .family import (BROKEN_SAMPLING_RATIOS, ORACLE_BUDGET,  # noqa: F401  (imported from here)
-                     SAMPLING_RATIOS, EntryPoint, Family, align_oracle_work, compute_dtype,
-                     differenced_rois_grad, differences_agree, finite_after_scaling,
+from .family import (BROKEN_SAMPLING_RATIOS, SAMPLING_RATIOS, EntryPoint, Family,
+                     align_oracle_work, differenced_rois_grad, differences_agree,
                      integer_bins_work)
 from .family_rows import FAMILY_ENTRY_POINTS
 

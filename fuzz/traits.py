@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from .case import boxes_of
+from .table import BY_NAME
 
 
 def _extents(box):
@@ -42,12 +43,13 @@ def _box_traits(recipe):
 
 def traits(recipe):
     N, C, H, W = recipe.shape
+    pyramid = BY_NAME[recipe.entry].family.name == "multiscale_roi_align"
     found = _box_traits(recipe)
     found |= {label for label, present in [
         ("K = 0", not boxes_of(recipe)), ("N = 0", N == 0), ("C = 0", C == 0), ("C = 1", C == 1),
         ("C = 33 (past a channel block)", C == 33), ("1x1 map", H == W == 1),
-        ("validate=False", not recipe.validate),
-        ("3-level pyramid", recipe.depth == 3 and recipe.entry.lower().startswith("multiscale")), ("NHWC", recipe.layout == "NHWC"),
+        ("validate=False", not recipe.validate), ("NHWC", recipe.layout == "NHWC"),
+        ("3-level pyramid", recipe.depth == 3 and pyramid),
         ("NaN / inf features", recipe.values == "nonfinite"),
         ("tied feature values", recipe.values == "ties"),
         ("spatial_scale 1e-30 or 1e30", recipe.spatial_scale in (1e-30, 1e30)),

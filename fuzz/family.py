@@ -99,6 +99,7 @@ def differences_agree(result, want, rounding, features, table, size, scale):
 
 
 SAMPLING_RATIOS = [-1, -1, 1, 2, 3]
+ALIGNED = [False, True, 0, 1, np.bool_(True)]  # any truthy value is accepted
 BROKEN_SAMPLING_RATIOS = [0, -2, -7, 1.5, "2", None, True]
 
 

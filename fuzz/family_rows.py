@@ -11,11 +11,9 @@ import reference
 from test_precise_roi_pool import TOLERANCE as PRECISE_TOLERANCE
 from test_precise_roi_pool import box_grad_tolerance
 
-from .family import (BROKEN_SAMPLING_RATIOS, ORACLE_BUDGET, SAMPLING_RATIOS, EntryPoint, Family,
-                     align_oracle_work, differenced_rois_grad, differences_agree,
+from .family import (ALIGNED, BROKEN_SAMPLING_RATIOS, ORACLE_BUDGET, SAMPLING_RATIOS,
+                     EntryPoint, Family, align_oracle_work, differenced_rois_grad, differences_agree,
                      finite_after_scaling, integer_bins_work, sample_work)
-
-ALIGNED = [False, True, 0, 1, np.bool_(True)]
 
 
 def _ratio_params(draw):

@@ -7,13 +7,12 @@ grad_output, rois, output_size, spatial_scale and the family's own
 parameters, with keywords; the Family says where an op differs (box
 columns, channels, a feature pyramid, the backward's shape argument).
 """
-import numpy as np
 from hypothesis import strategies as st
 
 import cyroi
 import reference
 
-from .family import (BROKEN_SAMPLING_RATIOS, SAMPLING_RATIOS, EntryPoint, Family,
+from .family import (ALIGNED, BROKEN_SAMPLING_RATIOS, SAMPLING_RATIOS, EntryPoint, Family,
                      align_oracle_work, differenced_rois_grad, differences_agree,
                      integer_bins_work)
 from .family_rows import FAMILY_ENTRY_POINTS
@@ -22,7 +21,7 @@ from .family_rows import FAMILY_ENTRY_POINTS
 
 def _align_params(draw):
     return {"sampling_ratio": draw(st.sampled_from(SAMPLING_RATIOS)),
-            "aligned": draw(st.sampled_from([False, True, 0, 1, np.bool_(True)])),
+            "aligned": draw(st.sampled_from(ALIGNED)),
             "mode": draw(st.sampled_from(["avg", "max"]))}
 
 

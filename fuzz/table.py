@@ -1,6 +1,8 @@
-"""cyroi's public entry points, one row each. A new op slots into every
-robustness test (fuzzing, memory layouts, threads, leaks, atheris) by adding
-its Family (the math: parameters and reference oracle) and its rows here.
+"""cyroi's public entry points, one row each. A new op slots into the
+fuzzing (tests/test_fuzz.py, fuzz.run, atheris) by adding its Family (the
+math: parameters and reference oracle, fuzz/family.py) and its rows here or
+in fuzz/family_rows.py; CORE_ENTRY_POINTS also run through the memory-layout,
+thread, leak and extremes tests.
 
 Every entry point is called the same way (fuzz/check.py): features /
 grad_output, rois, output_size, spatial_scale and the family's own

@@ -326,9 +326,10 @@ def precise_roi_pool_backward(grad_output, rois, features, spatial_scale=1.0, *,
     roi_align_backward."""
     scale = _checks.spatial_scale(spatial_scale)
     features_array, _ = import_array(features, "features")
+    # Checked as features, so that a bad one is not reported as an input_shape
+    # the caller never passed.
+    _checks.features(features_array, layout)
     input_shape = tuple(int(d) for d in features_array.shape)
-    if len(input_shape) != 4:
-        raise ValueError(f"features must be 4-D ({layout}); got shape {input_shape}")
     call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
     grad_out = call.import_pooled(call.features, "grad_output", call.pooled_size())
     precise_roi_pool_backward = call.backend_op("precise_roi_pool_backward")

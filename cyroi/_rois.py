@@ -131,6 +131,8 @@ def gradient_like(grad_boxes, rois, batch_indices, backend):
     or (K, B) beside batch_indices; each in the caller's array type."""
     xp = _array_module(backend)
     if _is_per_image_list(rois):
+        if not rois:  # split would make one empty part of no images
+            return []
         ends = np.cumsum([len(item) for item in rois])[:-1].tolist()
         return [backend.restore(part) for part in xp.split(grad_boxes, ends)]
     if batch_indices is not None:

@@ -32,16 +32,23 @@ def breakable(entry, params):
     names = ["rois", "layout"]
     if kind != "backward":
         names += ["features", "output_size", "spatial_scale"]
+    elif entry.reads_features:
+        names.append("features")
     if kind != "forward":
         names.append("grad_output")
     if kind == "backward":
-        names.append("input_shape")
-        if "spatial_scale" in family.backward_kwargs(1.0, {}):
+        if family.input_shape_keyword:
+            names.append("input_shape")
+        if any(k.startswith("spatial_scale") for k in family.backward_kwargs(1.0, {})):
             names.append("spatial_scale")
         if family.has_argmax(params):
             names.append("argmax")
     table = {name: BROKEN_VALUES.get(name) or ARRAY_BREAKS[name] for name in names}
-    table.update(family.broken_params)
+    for name, values in family.broken_params.items():
+        if name in table:  # an argument every op has, with the family's own ways to break it
+            table[name] = table[name] + values
+        elif name in params:  # an op parameter
+            table[name] = values
     return table
 
 
@@ -104,7 +111,11 @@ def apply_broken(case, broken):
             _break_rois(case, how)
         elif name in ("features", "grad_output") and name in case.args:
             channel_axis = 3 if case.args["layout"] == "NHWC" else 1
-            case.args[name] = _array_break(how, case.args[name], channel_axis)
+            array = case.args[name]
+            if isinstance(array, list):  # a pyramid: its first level broken
+                case.args[name] = [_array_break(how, array[0], channel_axis)] + array[1:]
+            else:
+                case.args[name] = _array_break(how, array, channel_axis)
         elif name == "argmax":
             case.args["argmax"] = None if how == "missing" else _array_break(how,
                                                                              case.argmax_values)

@@ -6,7 +6,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import memory
-from .table import BY_NAME, compute_dtype
+from .family import compute_dtype
+from .table import BY_NAME
+
+CORNER_BOXES = ((0, 0.5, 1.0, 6.0, 5.5), (1, 2.0, 0.0, 7.5, 6.5), (0, 5.0, 4.0, 1.0, 2.0))
+
+
+def as_rotated(box, angle):
+    """[batch index, x1, y1, x2, y2] as [batch index, cx, cy, w, h, angle]:
+    an inverted box gets a negative size, an empty one size 0."""
+    index, x1, y1, x2, y2 = box
+    return (index, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, angle)
+
+
+def boxes_of(recipe):
+    """The recipe's boxes, or its family's default ones."""
+    if recipe.boxes is not None:
+        return recipe.boxes
+    if BY_NAME[recipe.entry].family.box_columns == 5:
+        return tuple(as_rotated(box, angle) for box, angle in zip(CORNER_BOXES, (30, -90, 0)))
+    return CORNER_BOXES
 
 
 @dataclass(frozen=True)
@@ -18,8 +37,9 @@ class Recipe:
     seed: int = 0
     layout: str = "NCHW"
     arrangement: str = "contiguous"
-    # [batch index, x1, y1, x2, y2] per RoI, in image pixels.
-    boxes: tuple = ((0, 0.5, 1.0, 6.0, 5.5), (1, 2.0, 0.0, 7.5, 6.5), (0, 5.0, 4.0, 1.0, 2.0))
+    # [batch index, x1, y1, x2, y2] per RoI, in image pixels ([batch index,
+    # cx, cy, w, h, angle] for rotated boxes); None: CORNER_BOXES.
+    boxes: tuple = None
     rois_form: str = "table"  # "table" (K, 5), "list" per image, "indices" (K, 4) + batch_indices
     rois_dtype: str = "float64"
     rois_arrangement: str = "contiguous"
@@ -30,14 +50,17 @@ class Recipe:
     grad_arrangement: str = "contiguous"
     argmax: str = "oracle"  # backward's argmax: the oracle forward's, or "garbage"
     broken: tuple = ()  # (argument, how): one argument given an invalid value
+    depth: int = 1  # levels of a feature pyramid (multiscale_roi_align)
 
 
 @dataclass
 class Case:
     recipe: Recipe
     entry: object
-    values: np.ndarray  # the features as the oracle reads them: NCHW, features dtype
-    table: np.ndarray  # (K, 5) float64 as the op sees it, in the op's RoI order
+    values: np.ndarray  # the features (a pyramid's finest level): NCHW, features dtype
+    features: object  # what the op reads, as the oracle reads it (Family.features)
+    scale: object  # the op's spatial-scale argument (Family.scale_argument)
+    table: np.ndarray  # (K, 1 + box columns) float64 as the op sees it, in the op's RoI order
     T: type  # the compute precision
     params: dict
     args: dict  # what the call passes (see fuzz.check.call)
@@ -47,13 +70,13 @@ class Case:
     broken: tuple = ()  # names one of which the error message must contain
 
 
-def feature_values(recipe):
-    """The recipe's features (NCHW) in its dtype, native byte order."""
+def feature_values(recipe, shape):
+    """The recipe's features (NCHW, `shape`) in its dtype, native byte order."""
     rng = np.random.default_rng(recipe.seed)
     if recipe.values == "ties":
-        values = rng.integers(-3, 4, recipe.shape).astype(np.float64)
+        values = rng.integers(-3, 4, shape).astype(np.float64)
     else:
-        values = rng.standard_normal(recipe.shape)
+        values = rng.standard_normal(shape)
     if recipe.values == "nonfinite" and values.size:
         flat = values.reshape(-1)
         picks = rng.integers(0, flat.size, max(1, flat.size // 10))
@@ -115,39 +138,50 @@ def input_shape(shape, layout):
     return (N, H, W, C) if layout == "NHWC" else (N, C, H, W)
 
 
+def _each_level(function, features):
+    """function over a pyramid's levels, or over its one map."""
+    return [function(f) for f in features] if isinstance(features, list) else function(features)
+
+
 def build(recipe):
     """The Case of a recipe, its broken argument applied last."""
     from .broken import apply_broken
     from .oracle import backward_argmax
     entry = BY_NAME[recipe.entry]
-    values = feature_values(recipe)
-    table = np.array(recipe.boxes, np.float64).reshape(-1, 5)
-    params = dict(recipe.params) or dict(entry.family.default_params)
+    family = entry.family
+    table = np.array(boxes_of(recipe), np.float64).reshape(-1, 1 + family.box_columns)
+    params = {**(dict(recipe.params) or family.default_params), **entry.fixed_params}
     rois, batch_indices, seen = _rois_arguments(recipe, table, recipe.shape[0])
+    broken_names = [name for name, _ in recipe.broken]
+    size = None if "output_size" in broken_names else normalized_size(recipe.output_size)
+    N, C, H, W = recipe.shape
+    values = feature_values(recipe, (N, family.input_channels(C, size) if size else C, H, W))
+    features = family.features(values, recipe.depth)
+    scale = family.scale_argument(recipe.spatial_scale, recipe.depth)
     args = {"rois": rois, "batch_indices": batch_indices, "layout": recipe.layout,
-            "output_size": recipe.output_size, "spatial_scale": recipe.spatial_scale}
+            "output_size": recipe.output_size, "spatial_scale": scale}
     if entry.takes_validate:
         args["validate"] = recipe.validate
-    case = Case(recipe, entry, values, seen, compute_dtype(values.dtype), params, args)
-    broken_names = [name for name, _ in recipe.broken]
-    if "output_size" not in broken_names:
-        case.size = normalized_size(recipe.output_size)
-    if entry.kind != "backward":
-        args["features"] = memory.arrange(in_layout(values, recipe.layout), recipe.arrangement)
+    case = Case(recipe, entry, values, features, scale, seen, compute_dtype(values.dtype),
+                params, args, size)
+    if entry.kind != "backward" or entry.reads_features:
+        args["features"] = _each_level(
+            lambda f: memory.arrange(in_layout(f, recipe.layout), recipe.arrangement), features)
     if entry.kind != "forward" and case.size is not None:
         rng = np.random.default_rng(recipe.seed + 1)
-        grad = rng.standard_normal((len(seen), recipe.shape[1], *case.size))
+        grad = rng.standard_normal((len(seen), C, *case.size))
         if recipe.grad_arrangement == "broadcast":
             grad = memory.broadcastable(grad)
         case.grad_values = grad.astype(values.dtype)
         args["grad_output"] = memory.arrange(in_layout(case.grad_values, recipe.layout),
                                              recipe.grad_arrangement)
-    if entry.kind != "forward" and entry.family.has_argmax(params) and case.size is not None:
+    if entry.kind != "forward" and family.has_argmax(params) and case.size is not None:
         # The object form keeps its forward's argmax, which must be the oracle's.
         case.argmax_values = backward_argmax(case, recipe.argmax if entry.kind == "backward"
                                              else "oracle")
     if entry.kind == "backward":
-        args["input_shape"] = input_shape(recipe.shape, recipe.layout)
+        args["input_shape"] = _each_level(lambda f: input_shape(f.shape, recipe.layout),
+                                          features)
         if case.argmax_values is not None:
             # argmax differs per RoI: it cannot follow a broadcast grad_output.
             how = "readonly" if recipe.grad_arrangement == "broadcast" else \

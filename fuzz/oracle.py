@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .table import ORACLE_BUDGET, finite_after_scaling
+from .family import ORACLE_BUDGET
 
 
 def _integral(value):
@@ -32,17 +32,17 @@ def index_status(case):
 
 
 def row_status(case):
-    family, scale = case.entry.family, float(case.recipe.spatial_scale)
+    family, scale = case.entry.family, case.scale
     nonfinite_values = not np.isfinite(case.values).all()
     status = []
     for row, index in zip(case.table, index_status(case)):
         if index != "ok":
             status.append("zero" if index == "zero" else "safe")
-        elif not finite_after_scaling(row, scale, case.T):
+        elif not family.finite_geometry(row, scale, case.params, case.T):
             status.append("safe")
         elif nonfinite_values and not family.defined_for_nonfinite(case.params):
             status.append("safe")
-        elif family.oracle_work(case.values.shape, row, case.size, scale, case.params,
+        elif family.oracle_work(case.features, row, case.size, scale, case.params,
                                 case.T) * max(case.values.shape[1], 1) > ORACLE_BUDGET:
             status.append("safe")
         else:
@@ -53,18 +53,25 @@ def row_status(case):
 def forward(case, rows):
     """The oracle's (out, argmax or None) for the selected rows, float64."""
     family = case.entry.family
-    return family.reference_forward(case.values, case.table[rows], case.size,
-                                    float(case.recipe.spatial_scale), case.params, case.T)
+    return family.reference_forward(case.features, case.table[rows], case.size, case.scale,
+                                    case.params, case.T)
 
 
 def backward(case, rows):
-    """The oracle's gradient (NCHW, float64) from the selected rows."""
+    """The oracle's gradient for features (NCHW, float64; a list for a
+    pyramid) from the selected rows."""
     family = case.entry.family
     argmax = None if case.argmax_values is None else case.argmax_values[rows]
-    return family.reference_backward(case.grad_values[rows], case.table[rows],
-                                     case.values.shape, case.size,
-                                     float(case.recipe.spatial_scale), case.params, argmax,
-                                     case.T)
+    return family.reference_backward(case.grad_values[rows], case.table[rows], case.features,
+                                     case.size, case.scale, case.params, argmax, case.T)
+
+
+def rois_grad(case, rows):
+    """The oracle's gradient for the boxes of the selected rows (NaN where
+    it has no answer), or None."""
+    family = case.entry.family
+    return family.reference_rois_grad(case.grad_values[rows], case.table[rows], case.features,
+                                      case.size, case.scale, case.params, case.T)
 
 
 def backward_argmax(case, source):

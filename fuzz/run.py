@@ -1,6 +1,7 @@
-"""python -m fuzz.run [--examples N] [--seed S] [--last FILE] [ENTRY ...]
+"""python -m fuzz.run [--examples N] [--seed S] [--last FILE] [--family] [ENTRY ...]
 
-Hypothesis over the named entry points (all by default), each case judged by
+Hypothesis over the named entry points (all by default; --family: the rows
+past roi_align's and roi_pool's), each case judged by
 fuzz.check. Meant to run in a subprocess: a crash takes this process down,
 not the test runner, and --last names a file holding the case being run, so
 the crash can be traced. Prints one JSON line: outcome counts per entry
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, seed, settings
 
 from .check import check_recipe
 from .strategies import recipes
-from .table import ENTRY_POINTS
+from .table import CORE_ENTRY_POINTS, ENTRY_POINTS
 from .traits import traits
 
 
@@ -50,7 +51,10 @@ def main(argv=None):
     parser.add_argument("--examples", type=int, default=200)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--last")
+    parser.add_argument("--family", action="store_true")
     args = parser.parse_args(argv)
+    if args.family:
+        args.entries = [e.name for e in ENTRY_POINTS if e not in CORE_ENTRY_POINTS]
     faulthandler.enable()
     start = time.perf_counter()
     counts, by_trait = fuzz(args.entries, args.examples, args.seed, args.last)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from hypothesis import strategies as st
 
 from .broken import breakable
-from .case import Recipe
+from .case import Recipe, as_rotated
 from .memory import arrangements_for
 from .table import BY_NAME
 
@@ -17,6 +17,9 @@ HOSTILE = [math.nan, math.inf, -math.inf, 1e30, -1e30, 2.0**31, -2.0**31, 2.0**3
            2.0**63, 3e38, -3e38, 1e308, 5e-324, -0.0, 2.0**24 + 1]
 HOSTILE_BATCH = [-1, 2**31, -2**31, 2**53, 1e30, math.nan, math.inf, -math.inf, 0.5, -0.5]
 SCALES = [1.0, 1.0, 0.5, 0.25, 1 / 16, 1 / 3, 2.0, 0.7, 1e-30, 1e30]
+# Degrees of a rotated box: right angles, whole turns, far past a turn, any.
+ANGLES = st.one_of(st.sampled_from([0.0, 90.0, -90.0, 180.0, 45.0, -30.0, 360.0, 1e4]),
+                   st.floats(-720, 720))
 
 
 def _coordinate(extent):
@@ -50,6 +53,15 @@ def box(draw, num_images, height, width, scale):
 
 
 @st.composite
+def rotated_box(draw, num_images, height, width, scale):
+    """[batch index, cx, cy, w, h, angle]: box()'s boxes turned by any angle,
+    some hostile."""
+    hostile = draw(st.integers(0, 7)) == 0
+    angle = draw(st.sampled_from(HOSTILE) if hostile else ANGLES)
+    return as_rotated(draw(box(num_images, height, width, scale)), angle)
+
+
+@st.composite
 def recipes(draw, entries):
     """A Recipe for one of the named entry points."""
     entry = BY_NAME[draw(st.sampled_from(entries))]
@@ -60,11 +72,12 @@ def recipes(draw, entries):
     scale = draw(st.sampled_from(SCALES))
     extent_scale = scale if 1e-3 < scale < 1e3 else 1.0
     K = draw(st.integers(0, 5))
-    boxes = tuple(draw(box(N, H, W, extent_scale)) for _ in range(K))
+    boxes_of = rotated_box if entry.family.box_columns == 5 else box
+    boxes = tuple(draw(boxes_of(N, H, W, extent_scale)) for _ in range(K))
     output_size = draw(st.one_of(st.integers(1, 4),
                                  st.tuples(st.integers(1, 4), st.integers(1, 4)),
                                  st.lists(st.integers(1, 4), min_size=2, max_size=2)))
-    params = entry.family.valid_params(draw)
+    params = {**entry.family.valid_params(draw), **entry.fixed_params}
     recipe = Recipe(
         entry=entry.name, shape=(N, C, H, W), dtype=dtype,
         values=draw(st.sampled_from(["normal", "normal", "ties", "nonfinite"])),
@@ -80,6 +93,7 @@ def recipes(draw, entries):
         validate=draw(st.booleans()),
         grad_arrangement=draw(st.sampled_from(arrangements_for(dtype))),
         argmax=draw(st.sampled_from(["oracle", "oracle", "garbage"])),
+        depth=draw(st.integers(1, 3)),  # read by multiscale_roi_align only
     )
     if draw(st.integers(0, 3)) == 0:
         options = breakable(entry, params)

@@ -222,22 +222,25 @@ class _RotatedBin(_Bin):
         y, x = self._yx(_coord(self.ay, iy, self.bh, self.gh, self.T), ix)
         return _taps(y, x, self.H, self.W, self.T)
 
-    def visit(self):
-        """Candidate rows, then per row the columns with y and x both in range.
-
-        Rows: local yy within the bounding box of the map [-1, H] x [-1, W]
-        rotated back, plus slack for the rounding of y and x.  In a row with
-        finite yy, over the columns with finite xx, y and x are monotone in ix
-        and never NaN, so bisection finds the in-map columns exactly.
-        """
+    def rows(self):
+        """Candidate rows: local yy within the bounding box of the map
+        [-1, H] x [-1, W] rotated back, plus slack for the rounding of y and x."""
         c, s, cy, cx = (float(v) for v in (self.cos, self.sin, self.cy, self.cx))
         if not (math.isfinite(cy) and math.isfinite(cx)):
-            return
+            return range(0)
         norm = c * c + s * s
         corners = [(dy, dx) for dy in (-1 - cy, self.H - cy) for dx in (-1 - cx, self.W - cx)]
         yys = [(c * dy + s * dx) / norm for dy, dx in corners]
         slack = 16 * float(np.finfo(self.T).eps) * (abs(cy) + abs(cx) + self.H + self.W + 4)
-        rows = _candidates(self.ay, self.bh, self.gh, min(yys) - slack, max(yys) + slack, self.T)
+        return _candidates(self.ay, self.bh, self.gh, min(yys) - slack, max(yys) + slack, self.T)
+
+    def visit(self):
+        """Candidate rows (rows()), then per row the columns with y and x
+        both in range.  In a row with finite yy, over the columns with finite
+        xx, y and x are monotone in ix and never NaN, so bisection finds the
+        in-map columns exactly.
+        """
+        rows = self.rows()
         big = float(np.finfo(self.T).max)
         finite_cols = _axis_span(self.ax, self.bw, self.gw, -big, big, self.T)
         for iy in rows:

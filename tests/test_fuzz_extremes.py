@@ -12,7 +12,7 @@ import fuzz  # noqa: F401  (puts this tree's cyroi and the oracle on the path)
 from fuzz.broken import BROKEN_VALUES
 from fuzz.case import Recipe
 from fuzz.check import check_recipe
-from fuzz.table import ENTRY_POINTS
+from fuzz.table import CORE_ENTRY_POINTS as ENTRY_POINTS
 
 TAKES_SCALE = [e.name for e in ENTRY_POINTS if e.kind != "backward" or e.name ==
                "roi_align_backward"]

@@ -49,6 +49,17 @@ def box_grad_tolerance(x, rois, size, scale):
     return np.column_stack([np.zeros(len(rois))] + [per_roi] * 4)
 
 
+@pytest.mark.parametrize("features, message", [
+    (np.zeros((1, 1, 0, 4)), "features must have H >= 1"),
+    (np.zeros((1, 1, 4)), "features must be 4-D"),
+    (np.zeros((1, 1, 4, 4), np.int32), "features must be floating")])
+def test_backward_reports_bad_features_as_features(features, message):
+    """precise_roi_pool_backward takes features, not input_shape; a map with
+    no rows was reported as a bad "input_shape" (found by fuzzing)."""
+    with pytest.raises((TypeError, ValueError), match=message):
+        cyroi.precise_roi_pool_backward(np.zeros((1, 1, 2, 2)), np.zeros((1, 5)), features)
+
+
 def test_linear_map_gives_the_bin_centre():
     # f = 2y + 3x + 1 is its own interpolant inside the map: a bin's mean is
     # f at the bin's centre.

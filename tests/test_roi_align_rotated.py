@@ -1,5 +1,9 @@
 """roi_align_rotated against tests/reference.py (bit for bit), its relation
 to roi_align, and its gradients for features and box coordinates."""
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,6 +14,7 @@ import reference
 from gradcheck import assert_directional
 from strategies import from_layout, roi_problem, to_layout
 
+ROOT = pathlib.Path(__file__).resolve().parent.parent  # imports this tree's cyroi
 DTYPES = [np.float32, np.float64]
 LAYOUTS = ["NCHW", "NHWC"]
 ANGLES = st.one_of(st.sampled_from([0.0, 90.0, -90.0, 180.0, 45.0, -30.0, 360.0]),
@@ -193,15 +198,22 @@ def test_object_form():
                         "aligned=False, clockwise=True)")
 
 
-@pytest.mark.parametrize("centre, angle", [((300.2, -200.6), 33.0), ((420.3, -310.7), -120.0),
-                                           ((420.3, -310.7), 90.0), ((-490.1, 40.3), 181.5)])
-def test_sample_window_misses_no_sample(centre, angle):
+# A box 6e7 px wide whose first column of samples lands on the map (float32
+# rounds x there to even numbers): the rows' window must not widen with |cx|.
+FAR_WIDE = (3e7 - 3e4 + 2.3, 2.7)
+
+
+@pytest.mark.parametrize("centre, size, angle", [
+    ((300.2, -200.6), (1000.0, 900.0), 33.0), ((420.3, -310.7), (1000.0, 900.0), -120.0),
+    ((420.3, -310.7), (1000.0, 900.0), 90.0), ((-490.1, 40.3), (1000.0, 900.0), 181.5),
+    (FAR_WIDE, (6e7, 900.0), 0.0), (FAR_WIDE, (6e7, 900.0), 1e-6)])
+def test_sample_window_misses_no_sample(centre, size, angle):
     """A large box centred off the map, on a 500 x 500 grid per bin: the
     bounded window of candidate samples gives exactly the full grid's sum
     (every sample evaluated here in float32, in the SPEC's order)."""
     T = np.float32
     f = np.random.default_rng(10).standard_normal((1, 1, 6, 7)).astype(T)
-    box = np.array([[0, *centre, 1000.0, 900.0, angle]], T)
+    box = np.array([[0, *centre, *size, angle]], T)
     out = cyroi.roi_align_rotated(f, box, 2, 1.0, 500, aligned=True)
     assert out.any()
     theta = T(box[0, 5]) * T(np.pi) / T(180)
@@ -219,3 +231,24 @@ def test_sample_window_misses_no_sample(centre, angle):
             for i, j in zip(*np.nonzero((y >= -1) & (y <= 6) & (x >= -1) & (x <= 7))):
                 acc = acc + T(reference.bilinear(f[0, 0], y[i, j], x[i, j], T))
             assert out[0, 0, ph, pw] == acc / T(250000)
+
+
+HUGE_UPRIGHT_BOX = """
+import numpy as np
+import cyroi
+x = np.ones((1, 1, 6, 4), np.float32)
+box = np.array([[0, 1.5e38, 4.6e18, 3e38, 9.2e18, 0.0]], np.float32)
+out = cyroi.roi_align_rotated(x, box, (3, 2), 1.0, -1, False)
+grad = cyroi.roi_align_rotated_backward(np.ones_like(out), box, x.shape, 1.0, -1, False)
+assert np.isfinite(out).all() and np.isfinite(grad).all()
+"""
+
+
+def test_upright_box_centred_far_off_the_map_finishes():
+    """An upright float32 box of 3e38 x 9.2e18 px centred at x = 1.5e38 (a
+    valid box: finite): the rounding slack of |cx| once widened the window of
+    rows too, to the whole 2^31 x 2^31 adaptive grid (hours; found by
+    fuzzing). In a subprocess, so that a hang fails instead of blocking."""
+    result = subprocess.run([sys.executable, "-c", HUGE_UPRIGHT_BOX], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -11,7 +11,7 @@ import cyroi
 from fuzz.case import Recipe
 from fuzz.check import check_recipe
 from fuzz.memory import arrange, arrangements_for
-from fuzz.table import ENTRY_POINTS
+from fuzz.table import CORE_ENTRY_POINTS as ENTRY_POINTS
 
 ENTRIES = [e.name for e in ENTRY_POINTS]
 ALIGN_PARAMS = [(("aligned", a), ("mode", m), ("sampling_ratio", r))

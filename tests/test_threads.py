@@ -13,7 +13,7 @@ import cyroi
 from fuzz.case import Recipe, build
 from fuzz.check import call
 from fuzz.memory import as_numpy
-from fuzz.table import ENTRY_POINTS
+from fuzz.table import CORE_ENTRY_POINTS as ENTRY_POINTS
 
 PYTHON_THREADS = 8
 

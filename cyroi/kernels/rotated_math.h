@@ -63,12 +63,19 @@ CYROI_HD void rotated_point(const RotatedBox<T>& b, T yy, T xx, T* y, T* x) {
 // Candidate sample index ranges [y0, y1) x [x0, x1) of bin (ph, pw) that may
 // land on the map: the frame-coordinate bounding box of the map rectangle
 // [-1, H] x [-1, W] turned back, widened past the rounding of rotated_point
-// (under 9 ulps of |cy| + |cx| + H + W + 2, the farthest a sample that lands
-// on the map can be from the centre; the box's rectangle adds a factor
-// sqrt(2)) and of sample_coord (1e-6: 8 ulps of a float index). Bounds the
-// work of enormous boxes by the map size; callers test every candidate
-// exactly with axis_tap. A centre far off the map (|c| >> H, W) in float32
-// makes a wide window: landing there is decided by rounding at that scale.
+// and of sample_coord (1e-6: 8 ulps of a float index). Bounds the work of
+// enormous boxes by the map size; callers test every candidate exactly with
+// axis_tap. A centre far off the map (|c| >> H, W) in float32 makes a wide
+// window: landing there is decided by rounding at that scale.
+//
+// rotated_point's y of a sample that lands on the map is off by under 3 ulps
+// of |yy c| + |xx s| + |y|, and |yy| <= |c| Y + |s| X, |xx| <= |s| Y + |c| X
+// for Y = |cy| + H + 2, X = |cx| + W + 2; so by under dy = 16 eps (Y + 2|cs| X),
+// and x by dx = 16 eps (X + 2|cs| Y). Turned back, that widens the frame's
+// yy by |c| dy + |s| dx and xx by |s| dy + |c| dx. Per axis, so that a huge
+// |cx| does not widen an upright box's rows (which made the window the whole
+// 2^31 x 2^31 grid: hours); never wider than the former shared slack,
+// 16 eps (|cy| + |cx| + H + W + 4).
 template <typename T>
 CYROI_HD void rotated_window(const RotatedBox<T>& b, int64_t ph, int64_t pw, int64_t height,
                              int64_t width, int64_t* y0, int64_t* y1, int64_t* x0, int64_t* x1) {
@@ -78,8 +85,13 @@ CYROI_HD void rotated_window(const RotatedBox<T>& b, int64_t ph, int64_t pw, int
   const double norm = c * c + s * s;
   // Finite centre and angle only: otherwise no sample lands on the map.
   if (!(norm > 0) || !(cy - cy == 0.0) || !(cx - cx == 0.0)) return;
-  const double slack =
-      16.0 * epsilon_of(b.cos_a) * (fabs(cy) + fabs(cx) + (double)height + (double)width + 4.0);
+  const double eps16 = 16.0 * epsilon_of(b.cos_a);
+  const double Y = fabs(cy) + (double)height + 2.0, X = fabs(cx) + (double)width + 2.0;
+  const double cs2 = 2.0 * fabs(c * s), ac = fabs(c), as = fabs(s);
+  const double dy = eps16 * (Y + cs2 * X), dx = eps16 * (X + cs2 * Y);
+  const double shared = eps16 * (X + Y);
+  const double slack_y = min_of(shared, (ac * dy + as * dx) / norm);
+  const double slack_x = min_of(shared, (as * dy + ac * dx) / norm);
   double yy_lo = 0, yy_hi = 0, xx_lo = 0, xx_hi = 0;
   for (int corner = 0; corner < 4; ++corner) {
     const double dy = (corner & 1 ? (double)height : -1.0) - cy;
@@ -90,10 +102,10 @@ CYROI_HD void rotated_window(const RotatedBox<T>& b, int64_t ph, int64_t pw, int
     xx_lo = corner ? min_of(xx_lo, xx) : xx;
     xx_hi = corner ? max_of(xx_hi, xx) : xx;
   }
-  sample_window_between(b.start_y, b.bin_h, ph, b.grid_h, yy_lo - slack, yy_hi + slack, 1e-6, y0,
-                        y1);
-  sample_window_between(b.start_x, b.bin_w, pw, b.grid_w, xx_lo - slack, xx_hi + slack, 1e-6, x0,
-                        x1);
+  sample_window_between(b.start_y, b.bin_h, ph, b.grid_h, yy_lo - slack_y, yy_hi + slack_y, 1e-6,
+                        y0, y1);
+  sample_window_between(b.start_x, b.bin_w, pw, b.grid_w, xx_lo - slack_x, xx_hi + slack_x, 1e-6,
+                        x0, x1);
 }
 
 // Calls visit(ty, tx, y, x, yy, xx, iy, ix) for every sample of bin (ph, pw)

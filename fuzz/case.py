@@ -19,13 +19,17 @@ def as_rotated(box, angle):
     return (index, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, angle)
 
 
+def boxes_for(entry, corner_boxes):
+    """Corner boxes as the named entry point takes them: for a rotated op,
+    turned by 30, -90 and 0 degrees in turn."""
+    if BY_NAME[entry].family.box_columns == 5:
+        return tuple(as_rotated(box, (30, -90, 0)[i % 3]) for i, box in enumerate(corner_boxes))
+    return corner_boxes
+
+
 def boxes_of(recipe):
     """The recipe's boxes, or its family's default ones."""
-    if recipe.boxes is not None:
-        return recipe.boxes
-    if BY_NAME[recipe.entry].family.box_columns == 5:
-        return tuple(as_rotated(box, angle) for box, angle in zip(CORNER_BOXES, (30, -90, 0)))
-    return CORNER_BOXES
+    return recipe.boxes if recipe.boxes is not None else boxes_for(recipe.entry, CORNER_BOXES)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,14 @@ class Recipe:
     argmax: str = "oracle"  # backward's argmax: the oracle forward's, or "garbage"
     broken: tuple = ()  # (argument, how): one argument given an invalid value
     depth: int = 1  # levels of a feature pyramid (multiscale_roi_align)
+
+
+def robustness_recipes(entry, corner_boxes=CORNER_BOXES, **fields):
+    """The Recipes the memory-layout, thread and leak tests call an entry
+    point with: one per parameter set of its family (robustness_params),
+    the boxes in its columns, `fields` as given."""
+    return [Recipe(entry.name, boxes=boxes_for(entry.name, corner_boxes), params=params,
+                   **fields) for params in entry.family.robustness_params]
 
 
 @dataclass

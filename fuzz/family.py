@@ -142,6 +142,9 @@ class Family:
     # (grad_rois, oracle's, its rounding to the result's dtype, features in T,
     # table, size, scale) -> whether they agree
     rois_grad_agrees: Callable = None
+    # The parameter sets the memory-layout, thread and leak tests call each
+    # row with, as Recipe.params ((): default_params): one per code path.
+    robustness_params: tuple = ((),)
 
 
 @dataclass(frozen=True)

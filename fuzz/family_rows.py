@@ -224,6 +224,9 @@ MULTISCALE_ROI_ALIGN = Family(
     finite_geometry=lambda row, scales, p, T: finite_after_scaling(
         row, scales[_level(row, scales, p, T)], T),
     input_shape_keyword="input_shapes",
+    # Boxes of a few to a few tens of pixels spread over the pyramid's levels.
+    robustness_params=((("aligned", False), ("canonical_level", 1), ("canonical_scale", 8),
+                        ("sampling_ratio", 2)),),
 )
 
 FAMILY_ENTRY_POINTS = (

@@ -1,8 +1,8 @@
 """cyroi's public entry points, one row each. A new op slots into the
 fuzzing (tests/test_fuzz.py, fuzz.run, atheris) by adding its Family (the
 math: parameters and reference oracle, fuzz/family.py) and its rows here or
-in fuzz/family_rows.py; CORE_ENTRY_POINTS also run through the memory-layout,
-thread, leak and extremes tests.
+in fuzz/family_rows.py; every row also runs through the memory-layout,
+thread and leak tests, CORE_ENTRY_POINTS through the extremes tests.
 
 Every entry point is called the same way (fuzz/check.py): features /
 grad_output, rois, output_size, spatial_scale and the family's own
@@ -62,6 +62,10 @@ ROI_ALIGN = Family(
     defined_for_nonfinite=lambda p: p.get("mode") != "max",
     reference_rois_grad=_align_rois_grad,
     rois_grad_agrees=differences_agree,
+    # avg and max pool differently (max keeps an argmax); both alignments
+    # and both kinds of sampling grid.
+    robustness_params=((("aligned", False), ("mode", "avg"), ("sampling_ratio", 2)),
+                       (("aligned", True), ("mode", "max"), ("sampling_ratio", -1))),
 )
 
 # ------------------------------------------------------------------- roi_pool
@@ -91,8 +95,7 @@ ROI_POOL = Family(
     defined_for_nonfinite=lambda p: True,
 )
 
-# The rows the other robustness tests (strides, threads, leaks, extremes)
-# were sized for; the rest of the family has its own (test_family_*.py).
+# The rows the extremes tests (tests/test_fuzz_extremes.py) were sized for.
 CORE_ENTRY_POINTS = (
     EntryPoint("roi_align", ROI_ALIGN, "forward", cyroi.roi_align),
     EntryPoint("roi_align_backward", ROI_ALIGN, "backward", cyroi.roi_align_backward),

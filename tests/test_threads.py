@@ -4,18 +4,21 @@ the GIL is released while the compiled loops run."""
 import random
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 import fuzz  # noqa: F401  (puts this tree's cyroi and the oracle on the path)
 import cyroi
-from fuzz.case import Recipe, build
+from fuzz.case import build, robustness_recipes
 from fuzz.check import call
 from fuzz.memory import as_numpy
-from fuzz.table import CORE_ENTRY_POINTS as ENTRY_POINTS
+from fuzz.table import ENTRY_POINTS
 
 PYTHON_THREADS = 8
+SIZE = 7
+FEATURE_CHANNELS = 40
 
 
 @pytest.fixture(autouse=True)
@@ -24,26 +27,31 @@ def restore_threads():
     cyroi.set_num_threads(None)
 
 
+def output_channels(entry):
+    """About FEATURE_CHANNELS feature channels: position-sensitive ops read
+    SIZE * SIZE of them per output channel."""
+    return max(1, FEATURE_CHANNELS // entry.family.input_channels(1, (SIZE, SIZE)))
+
+
 def workload():
-    """Cases big enough (a few ms each) that calls overlap in time."""
+    """Cases big enough (a few ms each) that calls overlap in time; a
+    3-level pyramid for multiscale_roi_align."""
     rng = np.random.default_rng(5)
     xy = rng.uniform(-10, 60, (24, 2))
     boxes = tuple((int(b), *map(float, xy[i]), *map(float, xy[i] + rng.uniform(0, 40, 2)))
                   for i, b in enumerate(rng.integers(0, 2, 24)))
-    cases = []
-    for entry in ENTRY_POINTS:
-        modes = ["avg", "max"] if entry.family.name == "roi_align" else [None]
-        for mode, layout in [(m, lay) for m in modes for lay in ("NCHW", "NHWC")]:
-            params = (("aligned", True), ("mode", mode), ("sampling_ratio", -1)) if mode else ()
-            cases.append(build(Recipe(entry.name, shape=(2, 40, 48, 48), boxes=boxes,
-                                      output_size=7, spatial_scale=0.8, params=params,
-                                      layout=layout, seed=len(cases))))
-    return cases
+    recipes = [recipe for entry in ENTRY_POINTS for layout in ("NCHW", "NHWC")
+               for recipe in robustness_recipes(
+                   entry, boxes, shape=(2, output_channels(entry), 48, 48), output_size=SIZE,
+                   spatial_scale=0.8, layout=layout, depth=3)]
+    return [build(replace(recipe, seed=seed)) for seed, recipe in enumerate(recipes)]
 
 
 def results(case):
+    """Every array a call returns (a pyramid's gradient is a list of them)."""
     arrays, _ = call(case)
-    return [as_numpy(a).copy() for a in arrays.values() if a is not None]
+    return [as_numpy(a).copy() for value in arrays.values() if value is not None
+            for a in (value if isinstance(value, list) else [value])]
 
 
 def test_concurrent_calls_with_different_thread_counts_match_serial():

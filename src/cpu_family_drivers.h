@@ -11,9 +11,14 @@ namespace cyroi {
 // The family's items keep their tables in locals: no per-thread scratch.
 struct NoScratch {};
 
-// Every item gets a thread, up to `threads`: the family's items are whole
-// RoIs or planes, never too small to share out.
-inline int64_t team_for(int64_t items, int threads) {
+// Every item gets a thread, up to `threads` (the family's items are whole
+// RoIs or planes, never too small to share out), except in a call of fewer
+// than kSerialElements pooled elements: there waking a team costs more than
+// the work, and far more when the other cores are busy.
+static const int64_t kSerialElements = 4096;
+
+template <typename T> int64_t team_for(int64_t items, int threads, const Pooled<T>& pooled) {
+  if (pooled.K * pooled.C * pooled.PH * pooled.PW < kSerialElements) return 1;
   return std::max<int64_t>(1, std::min<int64_t>(threads, items));
 }
 
@@ -36,7 +41,7 @@ void forward_items(Op op, const Maps<T>& f, const T* boxes, int64_t box_stride,
                    int64_t channel_block, int threads) {
   const ChannelBlocks blocks(out.C, channel_block);
   const int64_t items = rois * blocks.count;
-  run_items<NoScratch>(items, team_for(items, threads), Schedule::kStatic,
+  run_items<NoScratch>(items, team_for(items, threads, out), Schedule::kStatic,
                        [&](int64_t item, NoScratch&) {
                          const int64_t k = blocks.group(item);
                          forward_item(op, f, boxes + k * box_stride, batch[k], p, k,
@@ -52,7 +57,7 @@ void backward_items(Op op, const Maps<T>& grad, const Pooled<T>& grad_out, const
                     int threads) {
   const ChannelBlocks blocks(grad_out.C, channel_block);
   const int64_t items = grad.N * blocks.count;
-  run_items<NoScratch>(items, team_for(items, threads), Schedule::kStatic,
+  run_items<NoScratch>(items, team_for(items, threads, grad_out), Schedule::kStatic,
                        [&](int64_t item, NoScratch&) {
                          backward_item(op, grad, grad_out, boxes, rois, p, blocks.group(item),
                                        blocks.begin(item), blocks.end(item));
@@ -65,7 +70,7 @@ template <typename Op, typename T, typename Params>
 void rois_grad_items(Op op, const Maps<T>& f, const Pooled<T>& grad_out, const T* boxes,
                      int64_t box_stride, const int64_t* batch, int64_t rois, const Params& p,
                      T* grad_boxes, int64_t grad_stride, int threads) {
-  run_items<NoScratch>(rois, team_for(rois, threads), Schedule::kStatic,
+  run_items<NoScratch>(rois, team_for(rois, threads, grad_out), Schedule::kStatic,
                        [&](int64_t k, NoScratch&) {
                          rois_grad_item(op, f, grad_out, boxes + k * box_stride, batch[k], p, k,
                                         grad_boxes + k * grad_stride);

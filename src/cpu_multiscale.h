@@ -29,7 +29,7 @@ void multiscale_forward_items(const Maps<T>* maps, const AlignParams<T>* params,
                               const Pooled<T>& out, int64_t channel_block, int threads) {
   const ChannelBlocks blocks(out.C, channel_block);
   const int64_t items = rois * blocks.count;
-  run_items<NoScratch>(items, team_for(items, threads), Schedule::kStatic,
+  run_items<NoScratch>(items, team_for(items, threads, out), Schedule::kStatic,
                        [&](int64_t item, NoScratch&) {
                          const int64_t k = order[blocks.group(item)], level = levels[k];
                          roi_align_forward_item(maps[level], boxes + k * box_stride, batch[k],
@@ -48,7 +48,7 @@ void multiscale_backward_items(const Maps<T>* grads, const AlignParams<T>* param
                                int64_t channel_block, int threads) {
   const ChannelBlocks blocks(grad_out.C, channel_block);
   const int64_t images = grads[0].N, items = levels * images * blocks.count;
-  run_items<NoScratch>(items, team_for(items, threads), Schedule::kDynamic,
+  run_items<NoScratch>(items, team_for(items, threads, grad_out), Schedule::kDynamic,
                        [&](int64_t item, NoScratch&) {
                          const int64_t group = blocks.group(item), level = group / images;
                          const RoisByImage of_level = {rois.order, rois.begin + level * images};

@@ -5,6 +5,8 @@ Inputs arrive validated; (N, C, H, W) views of any layout or strides are
 handed to the loops, which read through strides, so NHWC and strided inputs
 need no copy. float16 computes in float32.
 """
+import math
+
 import numpy as np
 
 from . import _cpu_ext, _cpu_family, _memory
@@ -33,7 +35,7 @@ def _logical(array, layout):
 
 
 def _nbytes(shape, dtype):
-    return int(np.prod(shape)) * np.dtype(dtype).itemsize
+    return math.prod(shape) * np.dtype(dtype).itemsize
 
 
 def _empty(shape, dtype):

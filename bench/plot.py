@@ -40,7 +40,7 @@ def speedups(result):
 def plot(result, path):
     workloads, bars = speedups(result)
     with_mxnet = any(peer == "MXNet" for peer, _, _ in bars)
-    fig, ax = plt.subplots(figsize=(11 if with_mxnet else 8, 4.5))
+    fig, ax = plt.subplots(figsize=(13 if with_mxnet else 10, 4.5))
     width = 0.8 / len(bars)
     order = sorted(bars, key=lambda bar: (list(PEERS).index(bar[0]), bar[1:]))  # peer first
     for i, (peer, op, threads) in enumerate(order):
@@ -61,8 +61,8 @@ def plot(result, path):
     mxnet = f" and MXNet {machine['mxnet']}" if with_mxnet else ""
     ax.set_title(f"cyroi {machine['cyroi']} vs onnxruntime {machine['onnxruntime']}{mxnet}, "
                  f"float32 NCHW, {machine['cores']} cores", fontsize=9)
-    ax.set_ylim(top=ax.get_ylim()[1] * 2.5)  # room for the legend above the bars
-    ax.legend(fontsize=7, loc="upper left", ncol=2)
+    # Beside the axes: with a dozen bars per workload there is no empty corner.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")

@@ -133,9 +133,6 @@ ROI_ALIGN_ROTATED = Family(
 
 # ----------------------------------------------------------- precise_roi_pool
 
-
-
-
 PRECISE_ROI_POOL = Family(
     name="precise_roi_pool",
     default_params={},

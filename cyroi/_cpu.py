@@ -39,9 +39,10 @@ def _nbytes(shape, dtype):
 
 
 def _empty(shape, dtype):
-    if not _memory.reusable(_nbytes(shape, dtype)):
+    nbytes = _nbytes(shape, dtype)
+    if not _memory.reusable(nbytes):
         return np.empty(shape, dtype)
-    return np.frombuffer(_memory.Block(_nbytes(shape, dtype)), dtype).reshape(shape)
+    return np.frombuffer(_memory.Block(nbytes), dtype).reshape(shape)
 
 
 def _allocate(shape_nchw, layout, dtype, zeroed=False):

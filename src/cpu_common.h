@@ -371,10 +371,10 @@ void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois, bool c
   });
 }
 
-// Zeroes channels [0, width) of every pixel of a block.
-template <typename T> void zero_block(const ChannelBlock<T>& b, int64_t height, int64_t width) {
-  for (int64_t h = 0; h < height; ++h)
-    for (int64_t w = 0; w < width; ++w)
+// Zeroes the block's channels at every pixel of a rows x columns map.
+template <typename T> void zero_block(const ChannelBlock<T>& b, int64_t rows, int64_t columns) {
+  for (int64_t h = 0; h < rows; ++h)
+    for (int64_t w = 0; w < columns; ++w)
       for (int64_t c = 0; c < b.width; ++c) b.data[h * b.sh + w * b.sw + c * b.sc] = 0;
 }
 

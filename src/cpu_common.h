@@ -10,6 +10,7 @@
 // in the same order (the build keeps -ffp-contract=off: no fused multiply-add).
 #pragma once
 #include <math.h>
+#include <string.h>
 #include <stdint.h>
 
 #include <algorithm>
@@ -272,12 +273,67 @@ template <typename T> bool staged_results(const Pooled<T>& pooled, int64_t width
   return pooled.s.c != 1 && width > 1;
 }
 
+// Results larger than this in all are written with non-temporal stores:
+// ordinary stores first read every line of a result far larger than the
+// caches, only for it to be evicted again (many_rois: 100 MB).
+static const int64_t kStreamedBytes = 32 << 20;
+
+template <typename T> bool streamed_results(const Pooled<T>& pooled) {
+  return (double)pooled.K * (double)pooled.C * (double)(pooled.PH * pooled.PW) * sizeof(T) >
+         (double)kStreamedBytes;
+}
+
+// Whether forward stages a RoI's results before store_bins writes them.
+template <typename T> bool staged_forward(const Pooled<T>& pooled, int64_t width) {
+  return staged_results(pooled, width) || streamed_results(pooled);
+}
+
+// dst[:n] = src[:n] by non-temporal stores from the first 16-byte boundary
+// on; stream_fence() orders them before the results are handed over.
+template <typename T> void stream_copy(T* dst, const T* src, int64_t n) {
+  char* to = (char*)dst;
+  const char* from = (const char*)src;
+  int64_t bytes = n * (int64_t)sizeof(T);
+#ifdef __SSE2__
+  const int64_t head = std::min<int64_t>(bytes, (16 - ((uintptr_t)to & 15)) & 15);
+  memcpy(to, from, head);
+  for (to += head, from += head, bytes -= head; bytes >= 16; to += 16, from += 16, bytes -= 16)
+    _mm_stream_si128((__m128i*)to, _mm_loadu_si128((const __m128i*)from));
+#endif
+  memcpy(to, from, bytes);
+}
+
+inline void stream_fence() {
+#ifdef __SSE2__
+  _mm_sfence();
+#endif
+}
+
+// Bytes of the buffer in which store_bins puts streamed NCHW results in
+// order: small enough to stay in L1.
+static const int64_t kOrderedBytes = 16 << 10;
+
 // A RoI's results staged channels-last as (PH * PW, width), and
 // out[k, c0 : c0 + width]: NCHW results are staged so the bin loops run over
 // adjacent channels, and moved to or from the pooled array by transposes.
 template <typename T>
 void store_bins(const T* staged, int64_t width, const Pooled<T>& out, int64_t k, int64_t c0) {
   T* dst = &out.at(k, c0, 0, 0);
+  const int64_t bins = out.PH * out.PW, chunk = kOrderedBytes / (int64_t)sizeof(T) / bins;
+  const bool stream = streamed_results(out);
+  if (stream && out.s.c == 1 && out.s.w == out.C && out.s.h == out.PW * out.C) {
+    for (int64_t b = 0; b < bins; ++b) stream_copy(dst + b * out.C, staged + b * width, width);
+    return stream_fence();
+  }
+  if (stream && chunk > 0 && out.s.c == bins && out.s.w == 1 && out.s.h == out.PW) {
+    alignas(64) T ordered[kOrderedBytes / sizeof(T)];
+    for (int64_t c = 0; c < width; c += chunk) {
+      const int64_t n = std::min(chunk, width - c);
+      transpose(staged + c, width, bins, n, ordered, bins);
+      stream_copy(dst + c * bins, ordered, n * bins);
+    }
+    return stream_fence();
+  }
   if (out.s.w == 1 && out.s.h == out.PW)
     return transpose(staged, width, out.PH * out.PW, width, dst, out.s.c);
   for (int64_t c = 0; c < width; ++c)

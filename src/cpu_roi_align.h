@@ -227,7 +227,7 @@ CYROI_SIMD_CLONES void align_bins_forward(const ChannelBlock<const T>& in, const
                                           int64_t k, int64_t c0, const Pooled<T>& out,
                                           const Pooled<int64_t>& argmax, AlignScratch<T>& s) {
   const int64_t channels = in.width;
-  const bool staged = staged_results(out, channels);
+  const bool staged = staged_forward(out, channels);
   const Divisor<T> count(s.roi.box.count);
   const int64_t out_sc = staged ? 1 : out.s.c, argmax_sc = staged ? 1 : argmax.s.c;
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
@@ -257,7 +257,7 @@ void align_roi_forward(const ChannelBlock<const T>& in, const T* box, const Alig
                        int64_t height, int64_t width, int64_t k, int64_t c0,
                        const Pooled<T>& out, const Pooled<int64_t>& argmax, AlignScratch<T>& s) {
   s.roi.compute(box, p, height, width);
-  const bool staged = staged_results(out, in.width);
+  const bool staged = staged_forward(out, in.width);
   s.prepare(in.width, p.pooled_h * p.pooled_w, staged, staged && argmax.data);
   align_bins_forward<T, Dense>(in, p, k, c0, out, argmax, s);
 }

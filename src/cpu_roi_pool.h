@@ -50,7 +50,7 @@ CYROI_SIMD_CLONES void pool_bins_forward(const ChannelBlock<const T>& in, const 
                                          Index* where) {
   const PoolBox<T> b = pool_box(box, p.scale, p.pooled_h, p.pooled_w, (int64_t)1);
   const int64_t channels = in.width;
-  const bool staged = staged_results(out, channels);
+  const bool staged = staged_forward(out, channels);
   const int64_t out_sc = staged ? 1 : out.s.c, argmax_sc = staged ? 1 : argmax.s.c;
   T* best = s.best.data();
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
@@ -83,8 +83,8 @@ void pool_roi_forward(const ChannelBlock<const T>& in, const T* box, const PoolP
   const int64_t channels = in.width, bins = p.pooled_h * p.pooled_w;
   s.best.resize(channels);
   where.resize(channels);
-  if (staged_results(out, channels)) s.staged.resize(bins * channels);
-  if (staged_results(out, channels) && argmax.data) s.staged_where.resize(bins * channels);
+  if (staged_forward(out, channels)) s.staged.resize(bins * channels);
+  if (staged_forward(out, channels) && argmax.data) s.staged_where.resize(bins * channels);
   pool_bins_forward<T, Index, Dense>(in, box, p, height, width, k, c0, out, argmax, s,
                                      where.data());
 }

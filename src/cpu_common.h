@@ -260,6 +260,12 @@ template <typename T>
 void store_channels_last(const T* block, int64_t width, const Maps<T>& f, int64_t n, int64_t c0) {
   T* dst = f.plane(n, c0);
   if (f.s.w == 1 && f.s.h == f.W) return transpose(block, width, f.H * f.W, width, dst, f.s.c);
+  if (f.s.c == 1) {
+    for (int64_t h = 0; h < f.H; ++h)
+      for (int64_t w = 0; w < f.W; ++w)
+        memcpy(dst + h * f.s.h + w * f.s.w, block + (h * f.W + w) * width, width * sizeof(T));
+    return;
+  }
   for (int64_t h = 0; h < f.H; ++h)
     for (int64_t c = 0; c < width; ++c)
       for (int64_t w = 0; w < f.W; ++w)
@@ -342,11 +348,24 @@ void store_bins(const T* staged, int64_t width, const Pooled<T>& out, int64_t k,
         dst[c * out.s.c + ph * out.s.h + pw * out.s.w] = staged[(ph * out.PW + pw) * width + c];
 }
 
+// Whether backward loads a RoI's output gradients (and winners) for `width`
+// channels up front into a channels-last buffer (load_bins): NCHW ones so
+// the loops run over adjacent channels, NHWC ones so that all the RoI's
+// lines are requested at once, not one bin at a time between scatters.
+inline bool staged_inputs(int64_t width) { return width > 1; }
+
 template <typename T>
 void load_bins(const Pooled<T>& in, int64_t k, int64_t c0, int64_t width, T* staged) {
   const T* src = &in.at(k, c0, 0, 0);
   if (in.s.w == 1 && in.s.h == in.PW)
     return transpose(src, in.s.c, width, in.PH * in.PW, staged, width);
+  if (in.s.c == 1) {
+    for (int64_t ph = 0; ph < in.PH; ++ph)
+      for (int64_t pw = 0; pw < in.PW; ++pw)
+        memcpy(staged + (ph * in.PW + pw) * width, src + ph * in.s.h + pw * in.s.w,
+               width * sizeof(T));
+    return;
+  }
   for (int64_t c = 0; c < width; ++c)
     for (int64_t ph = 0; ph < in.PH; ++ph)
       for (int64_t pw = 0; pw < in.PW; ++pw)
@@ -452,11 +471,15 @@ void backward_blocks(const Maps<T>& grad, const int64_t* batch, int64_t rois, bo
                                            : block_width<T>(grad, kScatterBytes);
   const int64_t width = channel_block<T>(grad.C, grad.N, threads, widest);
   const int64_t blocks = (grad.C + width - 1) / width;
+  // A block of some of an NHWC map's channels is scattered into a dense copy
+  // as well: in place its pixels lie C channels apart, so its lines crowd
+  // into width / C of the cache sets and keep evicting each other.
+  const bool dense_copy = channels_last || (grad.s.c == 1 && width < grad.C);
   for_each_item<Scratch>(grad.N * blocks, threads, work, [&](int64_t item, Scratch& s) {
     const int64_t n = item % grad.N, c0 = item / grad.N * width;
     const int64_t w = std::min(width, grad.C - c0);
     ChannelBlock<T> out{grad.plane(n, c0), grad.s.h, grad.s.w, grad.s.c, w};
-    if (channels_last) {
+    if (dense_copy) {
       s.block.assign(grad.H * grad.W * w, (T)0);
       out = ChannelBlock<T>{s.block.data(), grad.W * w, w, 1, w};
     } else if (zero_first) {
@@ -464,7 +487,7 @@ void backward_blocks(const Maps<T>& grad, const int64_t* batch, int64_t rois, bo
     }
     for (int64_t r = groups.begin[n]; r < groups.begin[n + 1]; ++r)
       roi(out, groups.order[r], c0, s);
-    if (channels_last) store_channels_last(s.block.data(), w, grad, n, c0);
+    if (dense_copy) store_channels_last(s.block.data(), w, grad, n, c0);
   });
 }
 

@@ -388,8 +388,8 @@ CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const Ali
                                            const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
                                            AlignScratch<T>& s) {
   const int64_t channels = out.width;
-  const bool staged = staged_results(grad_out, channels);
-  const bool staged_winners = p.max_mode && staged_results(argmax, channels);
+  const bool staged = staged_inputs(channels);
+  const bool staged_winners = p.max_mode && staged;
   const Divisor<T> count(s.roi.box.count);
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
@@ -427,8 +427,8 @@ void align_roi_backward(const ChannelBlock<T>& out, const T* box, const AlignPar
                         AlignScratch<T>& s) {
   s.roi.compute(box, p, height, width);
   const int64_t channels = out.width;
-  const bool staged = staged_results(grad_out, channels);
-  const bool staged_winners = p.max_mode && staged_results(argmax, channels);
+  const bool staged = staged_inputs(channels);
+  const bool staged_winners = p.max_mode && staged;
   s.prepare(channels, p.pooled_h * p.pooled_w, staged, staged_winners);
   if (staged) load_bins(grad_out, k, c0, channels, s.staged.data());
   if (staged_winners) load_bins(argmax, k, c0, channels, s.staged_where.data());

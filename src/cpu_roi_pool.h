@@ -130,30 +130,36 @@ void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, in
 
 // Adds each output gradient at its argmax into the gradient block; argmax
 // values outside the plane (a hand-made argmax) are ignored, not followed.
-// The loop runs along whichever axis grad_output has adjacent (bins for
-// NCHW, channels for NHWC); each element still sums in RoI then bin order.
+// NCHW runs channel by channel over the bins, reading in place; NHWC loads
+// the RoI's gradients and argmax first (load_bins), then runs bin by bin
+// over adjacent channels. Each element sums in RoI then bin order.
 template <typename T>
 void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width,
                        const Pooled<T>& grad_out, const Pooled<int64_t>& argmax, int64_t k,
-                       int64_t c0) {
-  const int64_t plane_size = height * width;
+                       int64_t c0, PoolScratch<T>& s) {
+  const int64_t plane_size = height * width, channels = out.width;
+  const int64_t bins = grad_out.PH * grad_out.PW;
   const bool flat_rows = out.sh == width * out.sw;  // element = where * sw
-  auto add = [&](int64_t c, int64_t ph, int64_t pw) {
-    const int64_t where = argmax.at(k, c0 + c, ph, pw);
+  auto add = [&](int64_t c, int64_t where, T g) {
     if (where < 0 || where >= plane_size) return;
     const int64_t offset =
         flat_rows ? where * out.sw : (where / width) * out.sh + (where % width) * out.sw;
-    out.data[c * out.sc + offset] += grad_out.at(k, c0 + c, ph, pw);
+    out.data[c * out.sc + offset] += g;
   };
-  if (grad_out.s.c == 1) {
-    for (int64_t ph = 0; ph < grad_out.PH; ++ph)
-      for (int64_t pw = 0; pw < grad_out.PW; ++pw)
-        for (int64_t c = 0; c < out.width; ++c) add(c, ph, pw);
-  } else {
-    for (int64_t c = 0; c < out.width; ++c)
+  if (grad_out.s.c != 1) {
+    for (int64_t c = 0; c < channels; ++c)
       for (int64_t ph = 0; ph < grad_out.PH; ++ph)
-        for (int64_t pw = 0; pw < grad_out.PW; ++pw) add(c, ph, pw);
+        for (int64_t pw = 0; pw < grad_out.PW; ++pw)
+          add(c, argmax.at(k, c0 + c, ph, pw), grad_out.at(k, c0 + c, ph, pw));
+    return;
   }
+  s.staged.resize(bins * channels);
+  s.staged_where.resize(bins * channels);
+  load_bins(grad_out, k, c0, channels, s.staged.data());
+  load_bins(argmax, k, c0, channels, s.staged_where.data());
+  for (int64_t b = 0; b < bins; ++b)
+    for (int64_t c = 0; c < channels; ++c)
+      add(c, s.staged_where[b * channels + c], s.staged[b * channels + c]);
 }
 
 template <typename T>
@@ -162,8 +168,8 @@ void roi_pool_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const int
   const double work = (double)grad_out.K * grad_out.C * grad_out.PH * grad_out.PW;
   backward_blocks<T, PoolScratch<T>>(
       grad, batch, grad_out.K, false, zero_first, threads, work,
-      [&](const ChannelBlock<T>& out, int64_t k, int64_t c0, PoolScratch<T>&) {
-        pool_roi_backward(out, grad.H, grad.W, grad_out, argmax, k, c0);
+      [&](const ChannelBlock<T>& out, int64_t k, int64_t c0, PoolScratch<T>& s) {
+        pool_roi_backward(out, grad.H, grad.W, grad_out, argmax, k, c0, s);
       });
 }
 

@@ -119,3 +119,40 @@ def test_huge_boxes_follow_the_formulas(dtype):
                                  return_argmax=mode == "max")
         out = result[0] if mode == "max" else result
         assert_same(out, expected)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("channels", [40, 70])
+def test_wide_channel_blocks(channels, layout, threads, restore_threads):
+    """Enough channels for several channel blocks per image (the problems
+    above have at most 3): NCHW copies, NHWC dense copies of part of the
+    channels, staged RoI gradients."""
+    cyroi.set_num_threads(threads)
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((1, channels, 11, 13)).astype(np.float32)
+    boxes = rng.uniform(-2, 14, (7, 4))
+    r = np.column_stack([np.zeros(7), np.minimum(boxes[:, :2], boxes[:, 2:]),
+                         np.maximum(boxes[:, :2], boxes[:, 2:])]).astype(np.float32)
+    f = to_layout(x, layout)
+    for mode in ("avg", "max"):
+        expected, expected_argmax = reference.roi_align(x, r, (3, 4), 1.0, 2, True, mode,
+                                                        dtype=np.float32)
+        result = cyroi.roi_align(f, r, (3, 4), 1.0, 2, True, mode, layout=layout,
+                                 return_argmax=mode == "max")
+        out, argmax = result if mode == "max" else (result, None)
+        assert_same(from_layout(out, layout), expected)
+        g = rng.standard_normal(expected.shape).astype(np.float32)
+        grad = cyroi.roi_align_backward(to_layout(g, layout), r, f.shape, 1.0, 2, True, mode,
+                                        argmax=argmax, layout=layout)
+        assert_same(from_layout(grad, layout),
+                    reference.roi_align_backward(g, r, x.shape, (3, 4), 1.0, 2, True, mode,
+                                                 expected_argmax, dtype=np.float32))
+    expected, expected_argmax = reference.roi_pool(x, r, (3, 4), 1.0, dtype=np.float32)
+    out, argmax = cyroi.roi_pool(f, r, (3, 4), 1.0, layout=layout, return_argmax=True)
+    assert_same(from_layout(out, layout), expected)
+    g = rng.standard_normal(expected.shape).astype(np.float32)
+    grad = cyroi.roi_pool_backward(to_layout(g, layout), r, argmax, f.shape, layout=layout)
+    assert_same(from_layout(grad, layout),
+                reference.roi_pool_backward(g, r, x.shape, (3, 4), 1.0, expected_argmax,
+                                            dtype=np.float32))

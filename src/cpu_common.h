@@ -174,13 +174,14 @@ void for_each_item(int64_t items, int threads, double work, Body body) {
 }
 
 // Channels per block: a multiple of the SIMD chunk, at most `widest`, and
-// small enough to give every thread `per_thread` items when `groups`
-// independent item groups (RoIs or images) are too few for that.
+// small enough to give every thread an item when `groups` independent item
+// groups (RoIs or images) are fewer than threads. Wider blocks beat more
+// items: a block's per-sample geometry serves more channels, and an NHWC
+// block of every channel is dense in place.
 template <typename T>
-int64_t channel_block(int64_t channels, int64_t groups, int threads, int64_t widest,
-                      int64_t per_thread = 2) {
+int64_t channel_block(int64_t channels, int64_t groups, int threads, int64_t widest) {
   const int64_t lanes = Lanes<T>::value;
-  const int64_t wanted = (per_thread * threads + groups - 1) / std::max<int64_t>(groups, 1);
+  const int64_t wanted = (threads + groups - 1) / std::max<int64_t>(groups, 1);
   int64_t width = (channels + wanted - 1) / std::max<int64_t>(wanted, 1);
   width = (width + lanes - 1) / lanes * lanes;
   return std::max<int64_t>(1, std::min({width, widest, channels}));
@@ -469,7 +470,7 @@ void backward_blocks(const Maps<T>& grad, const int64_t* batch, int64_t rois, bo
   const int64_t widest = channels_last     ? block_width<T>(grad, kCopyBytes)
                          : grad.s.c == 1   ? kWidestBlock
                                            : block_width<T>(grad, kScatterBytes);
-  const int64_t width = channel_block<T>(grad.C, grad.N, threads, widest, 1);
+  const int64_t width = channel_block<T>(grad.C, grad.N, threads, widest);
   const int64_t blocks = (grad.C + width - 1) / width;
   // A block of some of an NHWC map's channels is scattered into a dense copy
   // as well: in place its pixels lie C channels apart, so its lines crowd

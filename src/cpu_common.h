@@ -175,14 +175,17 @@ void for_each_item(int64_t items, int threads, double work, Body body) {
 
 // Channels per block: a multiple of the SIMD chunk, at most `widest`, and
 // small enough to give every thread an item when `groups` independent item
-// groups (RoIs or images) are fewer than threads. Wider blocks beat more
-// items: a block's per-sample geometry serves more channels, and an NHWC
-// block of every channel is dense in place.
+// groups (RoIs or images) are fewer than threads; the blocks of a group then
+// come in multiples of the blocks that takes, so threads get equal shares.
+// Wider blocks beat more items: a block's per-sample geometry serves more
+// channels, and an NHWC block of every channel is dense in place.
 template <typename T>
 int64_t channel_block(int64_t channels, int64_t groups, int threads, int64_t widest) {
   const int64_t lanes = Lanes<T>::value;
   const int64_t wanted = (threads + groups - 1) / std::max<int64_t>(groups, 1);
-  int64_t width = (channels + wanted - 1) / std::max<int64_t>(wanted, 1);
+  const int64_t fewest = (channels + widest - 1) / std::max<int64_t>(widest, 1);
+  const int64_t blocks = std::max<int64_t>(1, (fewest + wanted - 1) / wanted * wanted);
+  int64_t width = (channels + blocks - 1) / blocks;
   width = (width + lanes - 1) / lanes * lanes;
   return std::max<int64_t>(1, std::min({width, widest, channels}));
 }

@@ -352,6 +352,29 @@ void store_bins(const T* staged, int64_t width, const Pooled<T>& out, int64_t k,
         dst[c * out.s.c + ph * out.s.h + pw * out.s.w] = staged[(ph * out.PW + pw) * width + c];
 }
 
+// The lines of pooled[k, c0 : c0 + width], requested a part at a time into
+// L2: backward asks for the next RoI's output gradients while it scatters
+// the current one, bin by bin (many_rois, mask_head: 0.87-0.9x the time;
+// asking for the argmax as well slowed frcnn_head's mode "max" by 1.1x).
+struct Prefetch {
+  const char* begin = nullptr;
+  int64_t lines = 0;
+
+  Prefetch() = default;
+  template <typename T> Prefetch(const Pooled<T>& p, int64_t k, int64_t c0, int64_t width) {
+    if (k < 0) return;
+    const char* first = (const char*)&p.at(k, c0, 0, 0);
+    const char* last = (const char*)&p.at(k, c0 + width - 1, p.PH - 1, p.PW - 1);
+    if (last < first) return;
+    begin = first;
+    lines = (last - first) / 64 + 1;
+  }
+  void part(int64_t i, int64_t parts) const {
+    for (int64_t l = lines * i / parts; l < lines * (i + 1) / parts; ++l)
+      __builtin_prefetch(begin + 64 * l, 0, 2);
+  }
+};
+
 // Whether backward loads a RoI's output gradients (and winners) for `width`
 // channels up front into a channels-last buffer (load_bins): NCHW ones so
 // the loops run over adjacent channels, NHWC ones so that all the RoI's
@@ -462,8 +485,8 @@ template <typename T> void zero_block(const ChannelBlock<T>& b, int64_t rows, in
 // last, into a zeroed copy stored back at the end. grad starts zeroed, or
 // with zero_first each item zeroes its own block: in parallel and just
 // before the block is used, which beats the page faults of fresh zeroed
-// memory. roi(out, k, c0, scratch) adds RoI k's share to channels
-// [c0, c0 + width).
+// memory. roi(out, k, next, c0, scratch) adds RoI k's share to channels
+// [c0, c0 + width); next is the RoI the item visits after k (-1: none).
 template <typename T, typename Scratch, typename RoiFn>
 void backward_blocks(const Maps<T>& grad, const int64_t* batch, int64_t rois, bool channels_last,
                      bool zero_first, int threads, double work, RoiFn roi) {
@@ -490,7 +513,7 @@ void backward_blocks(const Maps<T>& grad, const int64_t* batch, int64_t rois, bo
       zero_block(out, grad.H, grad.W);
     }
     for (int64_t r = groups.begin[n]; r < groups.begin[n + 1]; ++r)
-      roi(out, groups.order[r], c0, s);
+      roi(out, groups.order[r], r + 1 < groups.begin[n + 1] ? groups.order[r + 1] : -1, c0, s);
     if (dense_copy) store_channels_last(s.block.data(), w, grad, n, c0);
   });
 }

@@ -386,7 +386,7 @@ CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const Ali
                                            int64_t height, int64_t width,
                                            const Pooled<T>& grad_out,
                                            const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
-                                           AlignScratch<T>& s) {
+                                           AlignScratch<T>& s, const Prefetch& next) {
   const int64_t channels = out.width;
   const bool staged = staged_inputs(channels);
   const bool staged_winners = p.max_mode && staged;
@@ -394,6 +394,7 @@ CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const Ali
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
       const int64_t at = (ph * p.pooled_w + pw) * channels;
+      next.part(ph * p.pooled_w + pw, p.pooled_h * p.pooled_w);
       const T* g = s.staged.data() + at;
       if (!staged) {
         for (int64_t c = 0; c < channels; ++c) s.acc[c] = grad_out.at(k, c0 + c, ph, pw);
@@ -424,7 +425,7 @@ template <typename T, bool Dense>
 void align_roi_backward(const ChannelBlock<T>& out, const T* box, const AlignParams<T>& p,
                         int64_t height, int64_t width, const Pooled<T>& grad_out,
                         const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
-                        AlignScratch<T>& s) {
+                        AlignScratch<T>& s, int64_t next_k = -1) {
   s.roi.compute(box, p, height, width);
   const int64_t channels = out.width;
   const bool staged = staged_inputs(channels);
@@ -432,7 +433,8 @@ void align_roi_backward(const ChannelBlock<T>& out, const T* box, const AlignPar
   s.prepare(channels, p.pooled_h * p.pooled_w, staged, staged_winners);
   if (staged) load_bins(grad_out, k, c0, channels, s.staged.data());
   if (staged_winners) load_bins(argmax, k, c0, channels, s.staged_where.data());
-  align_bins_backward<T, Dense>(out, p, height, width, grad_out, argmax, k, c0, s);
+  align_bins_backward<T, Dense>(out, p, height, width, grad_out, argmax, k, c0, s,
+                                Prefetch(grad_out, next_k, c0, channels));
 }
 
 // Accumulates into grad: zeroed by the caller, or here with zero_first.
@@ -445,13 +447,13 @@ void roi_align_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const T*
   const bool channels_last = worth_channels_last(grad, reads);
   backward_blocks<T, AlignScratch<T>>(
       grad, batch, rois, channels_last, zero_first, threads, reads * (double)grad.C,
-      [&](const ChannelBlock<T>& out, int64_t k, int64_t c0, AlignScratch<T>& s) {
+      [&](const ChannelBlock<T>& out, int64_t k, int64_t next, int64_t c0, AlignScratch<T>& s) {
         if (out.sc == 1 || out.width == 1)
           align_roi_backward<T, true>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax, k,
-                                      c0, s);
+                                      c0, s, next);
         else
           align_roi_backward<T, false>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax,
-                                       k, c0, s);
+                                       k, c0, s, next);
       });
 }
 

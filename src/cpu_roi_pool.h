@@ -168,7 +168,7 @@ void roi_pool_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const int
   const double work = (double)grad_out.K * grad_out.C * grad_out.PH * grad_out.PW;
   backward_blocks<T, PoolScratch<T>>(
       grad, batch, grad_out.K, false, zero_first, threads, work,
-      [&](const ChannelBlock<T>& out, int64_t k, int64_t c0, PoolScratch<T>& s) {
+      [&](const ChannelBlock<T>& out, int64_t k, int64_t, int64_t c0, PoolScratch<T>& s) {
         pool_roi_backward(out, grad.H, grad.W, grad_out, argmax, k, c0, s);
       });
 }

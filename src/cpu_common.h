@@ -360,7 +360,6 @@ struct Prefetch {
   const char* begin = nullptr;
   int64_t lines = 0;
 
-  Prefetch() = default;
   template <typename T> Prefetch(const Pooled<T>& p, int64_t k, int64_t c0, int64_t width) {
     if (k < 0) return;
     const char* first = (const char*)&p.at(k, c0, 0, 0);
@@ -370,8 +369,10 @@ struct Prefetch {
     lines = (last - first) / 64 + 1;
   }
   void part(int64_t i, int64_t parts) const {
+#if defined(__GNUC__)
     for (int64_t l = lines * i / parts; l < lines * (i + 1) / parts; ++l)
       __builtin_prefetch(begin + 64 * l, 0, 2);
+#endif
   }
 };
 

@@ -353,14 +353,18 @@ void store_bins(const T* staged, int64_t width, const Pooled<T>& out, int64_t k,
 }
 
 // The lines of pooled[k, c0 : c0 + width], requested a part at a time into
-// L2: backward asks for the next RoI's output gradients while it scatters
-// the current one, bin by bin (many_rois, mask_head: 0.87-0.9x the time;
-// asking for the argmax as well slowed frcnn_head's mode "max" by 1.1x).
+// L2, to be read (backward asks for the next RoI's output gradients while
+// it scatters the current one: many_rois, mask_head 0.87-0.9x the time;
+// asking for the argmax as well slowed frcnn_head's mode "max" by 1.1x) or
+// written (forward readies the next RoI's NCHW results, frcnn_head 0.9x).
 struct Prefetch {
   const char* begin = nullptr;
   int64_t lines = 0;
+  bool write;
 
-  template <typename T> Prefetch(const Pooled<T>& p, int64_t k, int64_t c0, int64_t width) {
+  template <typename T>
+  Prefetch(const Pooled<T>& p, int64_t k, int64_t c0, int64_t width, bool to_write = false)
+      : write(to_write) {
     if (k < 0) return;
     const char* first = (const char*)&p.at(k, c0, 0, 0);
     const char* last = (const char*)&p.at(k, c0 + width - 1, p.PH - 1, p.PW - 1);
@@ -370,11 +374,23 @@ struct Prefetch {
   }
   void part(int64_t i, int64_t parts) const {
 #if defined(__GNUC__)
-    for (int64_t l = lines * i / parts; l < lines * (i + 1) / parts; ++l)
-      __builtin_prefetch(begin + 64 * l, 0, 2);
+    for (int64_t l = lines * i / parts; l < lines * (i + 1) / parts; ++l) {
+      if (write)
+        __builtin_prefetch(begin + 64 * l, 1, 2);
+      else
+        __builtin_prefetch(begin + 64 * l, 0, 2);
+    }
 #endif
   }
 };
+
+// The NCHW results of RoI next_k that forward readies while it computes the
+// current RoI: only those written by plain stores from a staging buffer.
+template <typename T>
+Prefetch next_written(const Pooled<T>& out, int64_t next_k, int64_t c0, int64_t width) {
+  const bool plain_staged = staged_results(out, width) && !streamed_results(out);
+  return Prefetch(out, plain_staged ? next_k : -1, c0, width, true);
+}
 
 // Whether backward loads a RoI's output gradients (and winners) for `width`
 // channels up front into a channels-last buffer (load_bins): NCHW ones so
@@ -441,9 +457,10 @@ void write_empty_rois(const Pooled<T>& out, const Pooled<int64_t>& argmax, int64
 // Forward: every (RoI, channel block) pair once. In place, items are those
 // pairs; channels-last, items are (channel block, image) pairs that copy the
 // block once and run all the image's RoIs on it.
-// roi(in, k, c0, scratch) writes RoI k's outputs (in `out` and `argmax`) for
-// channels [c0, c0 + in.width) of image batch[k]; a RoI whose batch index is
-// out of range reads 0. Scratch has a `block` vector.
+// roi(in, k, next, c0, scratch) writes RoI k's outputs (in `out` and
+// `argmax`) for channels [c0, c0 + in.width) of image batch[k]; next is the
+// RoI the item visits after k (-1: none, or not known). A RoI whose batch
+// index is out of range reads 0. Scratch has a `block` vector.
 template <typename T, typename Scratch, typename RoiFn>
 void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois, bool channels_last,
                     int threads, double work, const Pooled<T>& out,
@@ -455,7 +472,7 @@ void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois, bool c
       const int64_t k = item / blocks, c0 = (item % blocks) * width;
       const int64_t n = batch[k], w = std::min(width, f.C - c0);
       if (n < 0 || n >= f.N) return write_empty_rois(out, argmax, k, c0, w);
-      roi(ChannelBlock<const T>{f.plane(n, c0), f.s.h, f.s.w, f.s.c, w}, k, c0, s);
+      roi(ChannelBlock<const T>{f.plane(n, c0), f.s.h, f.s.w, f.s.c, w}, k, (int64_t)-1, c0, s);
     });
     return;
   }
@@ -470,7 +487,8 @@ void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois, bool c
     s.block.resize(f.H * f.W * w);
     copy_channels_last(f, n, c0, w, s.block.data());
     const ChannelBlock<const T> in{s.block.data(), f.W * w, w, 1, w};
-    for (int64_t r = groups.begin[n]; r < groups.begin[n + 1]; ++r) roi(in, groups.order[r], c0, s);
+    for (int64_t r = groups.begin[n]; r < groups.begin[n + 1]; ++r)
+      roi(in, groups.order[r], r + 1 < groups.begin[n + 1] ? groups.order[r + 1] : -1, c0, s);
   });
 }
 

@@ -225,13 +225,15 @@ CYROI_ALWAYS_INLINE void max_bin(const ChannelBlock<const T>& in, const BinSampl
 template <typename T, bool Dense>
 CYROI_SIMD_CLONES void align_bins_forward(const ChannelBlock<const T>& in, const AlignParams<T>& p,
                                           int64_t k, int64_t c0, const Pooled<T>& out,
-                                          const Pooled<int64_t>& argmax, AlignScratch<T>& s) {
+                                          const Pooled<int64_t>& argmax, AlignScratch<T>& s,
+                                          const Prefetch& next) {
   const int64_t channels = in.width;
   const bool staged = staged_forward(out, channels);
   const Divisor<T> count(s.roi.box.count);
   const int64_t out_sc = staged ? 1 : out.s.c, argmax_sc = staged ? 1 : argmax.s.c;
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+      next.part(ph * p.pooled_w + pw, p.pooled_h * p.pooled_w);
       const BinSamples<T> bin(s.roi, ph, pw);
       const int64_t at = (ph * p.pooled_w + pw) * channels;
       T* o = staged ? s.staged.data() + at : &out.at(k, c0, ph, pw);
@@ -255,11 +257,13 @@ CYROI_SIMD_CLONES void align_bins_forward(const ChannelBlock<const T>& in, const
 template <typename T, bool Dense>
 void align_roi_forward(const ChannelBlock<const T>& in, const T* box, const AlignParams<T>& p,
                        int64_t height, int64_t width, int64_t k, int64_t c0,
-                       const Pooled<T>& out, const Pooled<int64_t>& argmax, AlignScratch<T>& s) {
+                       const Pooled<T>& out, const Pooled<int64_t>& argmax, AlignScratch<T>& s,
+                       int64_t next_k = -1) {
   s.roi.compute(box, p, height, width);
   const bool staged = staged_forward(out, in.width);
   s.prepare(in.width, p.pooled_h * p.pooled_w, staged, staged && argmax.data);
-  align_bins_forward<T, Dense>(in, p, k, c0, out, argmax, s);
+  align_bins_forward<T, Dense>(in, p, k, c0, out, argmax, s,
+                               next_written(out, next_k, c0, in.width));
 }
 
 // Feature reads per channel a call makes, roughly: what the channels-last
@@ -288,11 +292,13 @@ void roi_align_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, i
   const double reads = align_reads_per_channel(boxes, rois, p, f.H, f.W);
   forward_blocks<T, AlignScratch<T>>(
       f, batch, rois, worth_channels_last(f, reads), threads, reads * (double)f.C, out, argmax,
-      [&](const ChannelBlock<const T>& in, int64_t k, int64_t c0, AlignScratch<T>& s) {
+      [&](const ChannelBlock<const T>& in, int64_t k, int64_t next, int64_t c0,
+          AlignScratch<T>& s) {
         if (in.sc == 1 || in.width == 1)
-          align_roi_forward<T, true>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s);
+          align_roi_forward<T, true>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s, next);
         else
-          align_roi_forward<T, false>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s);
+          align_roi_forward<T, false>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s,
+                                      next);
       });
 }
 

@@ -47,7 +47,7 @@ CYROI_SIMD_CLONES void pool_bins_forward(const ChannelBlock<const T>& in, const 
                                          const PoolParams<T>& p, int64_t height, int64_t width,
                                          int64_t k, int64_t c0, const Pooled<T>& out,
                                          const Pooled<int64_t>& argmax, PoolScratch<T>& s,
-                                         Index* where) {
+                                         Index* where, const Prefetch& next) {
   const PoolBox<T> b = pool_box(box, p.scale, p.pooled_h, p.pooled_w, (int64_t)1);
   const int64_t channels = in.width;
   const bool staged = staged_forward(out, channels);
@@ -57,6 +57,7 @@ CYROI_SIMD_CLONES void pool_bins_forward(const ChannelBlock<const T>& in, const 
     int64_t h0, h1;
     pool_bin(b.bin_h, b.start_y, ph, height, &h0, &h1);
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
+      next.part(ph * p.pooled_w + pw, p.pooled_h * p.pooled_w);
       int64_t w0, w1;
       pool_bin(b.bin_w, b.start_x, pw, width, &w0, &w1);
       const int64_t at = (ph * p.pooled_w + pw) * channels;
@@ -79,14 +80,14 @@ template <typename T, typename Index, bool Dense>
 void pool_roi_forward(const ChannelBlock<const T>& in, const T* box, const PoolParams<T>& p,
                       int64_t height, int64_t width, int64_t k, int64_t c0, const Pooled<T>& out,
                       const Pooled<int64_t>& argmax, PoolScratch<T>& s,
-                      std::vector<Index>& where) {
+                      std::vector<Index>& where, const Prefetch& next) {
   const int64_t channels = in.width, bins = p.pooled_h * p.pooled_w;
   s.best.resize(channels);
   where.resize(channels);
   if (staged_forward(out, channels)) s.staged.resize(bins * channels);
   if (staged_forward(out, channels) && argmax.data) s.staged_where.resize(bins * channels);
   pool_bins_forward<T, Index, Dense>(in, box, p, height, width, k, c0, out, argmax, s,
-                                     where.data());
+                                     where.data(), next);
 }
 
 // Feature reads per channel, roughly: the RoIs' areas clipped to the map.
@@ -110,21 +111,23 @@ void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, in
   const bool narrow = sizeof(LaneIndex<T>) == 8 || f.H * f.W <= INT32_MAX;
   forward_blocks<T, PoolScratch<T>>(
       f, batch, rois, worth_channels_last(f, reads), threads, reads * (double)f.C, out, argmax,
-      [&](const ChannelBlock<const T>& in, int64_t k, int64_t c0, PoolScratch<T>& s) {
+      [&](const ChannelBlock<const T>& in, int64_t k, int64_t next, int64_t c0,
+          PoolScratch<T>& s) {
         const T* box = boxes + 4 * k;
+        const Prefetch next_out = next_written(out, next, c0, in.width);
         const bool dense = in.sc == 1 || in.width == 1;
         if (!narrow && dense)
           pool_roi_forward<T, int64_t, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
-                                             s.wide_where);
+                                             s.wide_where, next_out);
         else if (!narrow)
           pool_roi_forward<T, int64_t, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
-                                              s.wide_where);
+                                              s.wide_where, next_out);
         else if (dense)
           pool_roi_forward<T, LaneIndex<T>, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
-                                                  s.where);
+                                                  s.where, next_out);
         else
           pool_roi_forward<T, LaneIndex<T>, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
-                                                   s.where);
+                                                   s.where, next_out);
       });
 }
 

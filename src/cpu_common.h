@@ -123,6 +123,8 @@ struct ImageGroups {
     for (int64_t k = 0; k < rois; ++k)
       if (batch[k] >= 0 && batch[k] < images) order[next[batch[k]]++] = k;
   }
+  // The RoI after order[r] among image n's, or -1.
+  int64_t after(int64_t n, int64_t r) const { return r + 1 < begin[n + 1] ? order[r + 1] : -1; }
 };
 
 // How OpenMP hands out work items: static, or dynamic where items differ
@@ -488,7 +490,7 @@ void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois, bool c
     copy_channels_last(f, n, c0, w, s.block.data());
     const ChannelBlock<const T> in{s.block.data(), f.W * w, w, 1, w};
     for (int64_t r = groups.begin[n]; r < groups.begin[n + 1]; ++r)
-      roi(in, groups.order[r], r + 1 < groups.begin[n + 1] ? groups.order[r + 1] : -1, c0, s);
+      roi(in, groups.order[r], groups.after(n, r), c0, s);
   });
 }
 
@@ -523,8 +525,8 @@ void backward_blocks(const Maps<T>& grad, const int64_t* batch, int64_t rois, bo
   const int64_t width = channel_block<T>(grad.C, grad.N, threads, widest);
   const int64_t blocks = (grad.C + width - 1) / width;
   // A block of some of an NHWC map's channels is scattered into a dense copy
-  // as well: in place its pixels lie C channels apart, so its lines crowd
-  // into width / C of the cache sets and keep evicting each other.
+  // as well: in place its pixels lie C channels apart (many_rois at 2
+  // threads, 128 of 256 channels: the copy took 0.79-0.85x the time).
   const bool dense_copy = channels_last || (grad.s.c == 1 && width < grad.C);
   for_each_item<Scratch>(grad.N * blocks, threads, work, [&](int64_t item, Scratch& s) {
     const int64_t n = item % grad.N, c0 = item / grad.N * width;
@@ -537,7 +539,7 @@ void backward_blocks(const Maps<T>& grad, const int64_t* batch, int64_t rois, bo
       zero_block(out, grad.H, grad.W);
     }
     for (int64_t r = groups.begin[n]; r < groups.begin[n + 1]; ++r)
-      roi(out, groups.order[r], r + 1 < groups.begin[n + 1] ? groups.order[r + 1] : -1, c0, s);
+      roi(out, groups.order[r], groups.after(n, r), c0, s);
     if (dense_copy) store_channels_last(s.block.data(), w, grad, n, c0);
   });
 }

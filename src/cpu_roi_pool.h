@@ -84,8 +84,9 @@ void pool_roi_forward(const ChannelBlock<const T>& in, const T* box, const PoolP
   const int64_t channels = in.width, bins = p.pooled_h * p.pooled_w;
   s.best.resize(channels);
   where.resize(channels);
-  if (staged_forward(out, channels)) s.staged.resize(bins * channels);
-  if (staged_forward(out, channels) && argmax.data) s.staged_where.resize(bins * channels);
+  const bool staged = staged_forward(out, channels);
+  if (staged) s.staged.resize(bins * channels);
+  if (staged && argmax.data) s.staged_where.resize(bins * channels);
   pool_bins_forward<T, Index, Dense>(in, box, p, height, width, k, c0, out, argmax, s,
                                      where.data(), next);
 }

@@ -219,6 +219,12 @@ template <> struct Tile<double> {
     _mm_storeu_pd(dst + ds, _mm_unpackhi_pd(r0, r1));
   }
 };
+template <> struct Tile<int32_t> {
+  static constexpr int64_t size = 4;
+  static void move(const int32_t* src, int64_t ss, int32_t* dst, int64_t ds) {
+    Tile<float>::move((const float*)src, ss, (float*)dst, ds);  // moves bits, no arithmetic
+  }
+};
 template <> struct Tile<int64_t> {
   static constexpr int64_t size = 2;
   static void move(const int64_t* src, int64_t ss, int64_t* dst, int64_t ds) {

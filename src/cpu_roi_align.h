@@ -121,7 +121,8 @@ template <typename T> struct AlignScratch {
   SampleBatch<T> batch;
   std::vector<T> acc, block, staged;
   std::vector<int64_t> staged_where;
-  std::vector<LaneIndex<T>> ordinal;
+  std::vector<LaneIndex<T>> ordinal, places, loaded;
+  std::vector<int64_t> firsts, totals;
   std::vector<int64_t> wide_ordinal;  // float bins of more than 2^31 samples
 
   // Sizes every buffer the bin loops of `roi` use on `channels` channels.
@@ -344,30 +345,27 @@ CYROI_ALWAYS_INLINE void scatter_samples(const ChannelBlock<T>& out, const Sampl
 // Adjacent channels (Dense) run as the average does, over every listed
 // sample of the bin, adding g * weight where the sample won and 0 * weight
 // = +0 elsewhere. Adding +0 changes no bit: the gradient starts at +0 and
-// sums started at +0 never reach -0. A winner's place in the list is its
-// index less the first one's when the in-map samples are whole grid rows.
+// sums started at +0 never reach -0. `places` holds each channel's winner as
+// a place in that list (load_places), or is null: then, and in bins whose
+// in-map samples are not whole grid rows, each channel follows its winner.
 template <typename T, bool Dense>
 CYROI_ALWAYS_INLINE void scatter_winners(const ChannelBlock<T>& out, const RoiSamples<T>& r,
-                                         int64_t ph, int64_t pw, const int64_t* winner,
-                                         int64_t winner_sc, const T* g, int64_t height,
-                                         int64_t width, AlignScratch<T>& s) {
+                                         int64_t ph, int64_t pw, const LaneIndex<T>* places,
+                                         const int64_t* winner, int64_t winner_sc, const T* g,
+                                         int64_t height, int64_t width, AlignScratch<T>& s) {
   const AlignBox<T>& b = r.box;
   const int64_t sc = Dense ? 1 : out.sc, channels = out.width;
   const BinSamples<T> bin(r, ph, pw);
-  const int64_t total = bin.size(), first = bin.first_y * b.grid_w + bin.first_x;
-  if (Dense && total > 0 && total <= SampleBatch<T>::kCapacity && bin.nx == b.grid_w) {
+  const int64_t total = bin.size();
+  if (Dense && places && total > 0 && total <= SampleBatch<T>::kCapacity &&
+      bin.nx == b.grid_w) {
     bin.fill(0, out.sh, out.sw, s.batch);
-    LaneIndex<T>* place = s.ordinal.data();
-    for (int64_t c = 0; c < channels; ++c) {
-      const int64_t at = winner[c * winner_sc] - first;
-      place[c] = at >= 0 && at < total ? (LaneIndex<T>)at : (LaneIndex<T>)-1;
-    }
     for (int64_t j = 0; j < total; ++j) {
       for (int q = 0; q < 4; ++q) {
         T* dst = out.data + s.batch.taps[j].offset[q];
         const T weight = s.batch.taps[j].weight[q];
         for (int64_t c = 0; c < channels; ++c)
-          dst[c] += (place[c] == (LaneIndex<T>)j ? g[c] : (T)0) * weight;
+          dst[c] += (places[c] == (LaneIndex<T>)j ? g[c] : (T)0) * weight;
       }
     }
     return;
@@ -385,6 +383,48 @@ CYROI_ALWAYS_INLINE void scatter_winners(const ChannelBlock<T>& out, const RoiSa
   }
 }
 
+// Each channel's winner in each bin of RoI k as scatter_winners' place: its
+// index less the bin's first listed one when that lands among the bin's
+// listed samples (at most SampleBatch's capacity), else -1. Reading the
+// int64 argmax once into these narrower places halves what the bins then
+// load (frcnn_head: the int64 argmax is twice the gradient's bytes).
+template <typename T>
+CYROI_SIMD_CLONES void load_places(const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
+                                   int64_t channels, AlignScratch<T>& s) {
+  const int64_t bins = argmax.PH * argmax.PW;
+  s.firsts.resize(bins);
+  s.totals.resize(bins);
+  s.places.resize(bins * channels);
+  for (int64_t ph = 0; ph < argmax.PH; ++ph)
+    for (int64_t pw = 0; pw < argmax.PW; ++pw) {
+      const BinSamples<T> bin(s.roi, ph, pw);
+      const int64_t b = ph * argmax.PW + pw, total = bin.size();
+      s.firsts[b] = bin.first_y * bin.grid_w + bin.first_x;
+      s.totals[b] = total <= SampleBatch<T>::kCapacity ? total : 0;
+    }
+  const int64_t *firsts = s.firsts.data(), *totals = s.totals.data();
+  // Unsigned: a hand-made argmax may hold any int64.
+  const auto place = [&](int64_t winner, int64_t b) {
+    const uint64_t at = (uint64_t)winner - (uint64_t)firsts[b];
+    return at < (uint64_t)totals[b] ? (LaneIndex<T>)at : (LaneIndex<T>)-1;
+  };
+  LaneIndex<T>* places = s.places.data();
+  if (argmax.s.w == 1 && argmax.s.h == argmax.PW) {  // each channel's bins adjacent
+    s.loaded.resize(bins * channels);
+    LaneIndex<T>* loaded = s.loaded.data();
+    const int64_t* src = &argmax.at(k, c0, 0, 0);
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t b = 0; b < bins; ++b) loaded[c * bins + b] = place(src[c * argmax.s.c + b], b);
+    return transpose(loaded, bins, channels, bins, places, channels);
+  }
+  for (int64_t ph = 0; ph < argmax.PH; ++ph)
+    for (int64_t pw = 0; pw < argmax.PW; ++pw) {
+      const int64_t b = ph * argmax.PW + pw;
+      for (int64_t c = 0; c < channels; ++c)
+        places[b * channels + c] = place(argmax.at(k, c0 + c, ph, pw), b);
+    }
+}
+
 // The bins of one RoI into a gradient block, with `s` prepared and NCHW
 // inputs staged channels-last (align_roi_backward).
 template <typename T, bool Dense>
@@ -395,7 +435,7 @@ CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const Ali
                                            AlignScratch<T>& s, const Prefetch& next) {
   const int64_t channels = out.width;
   const bool staged = staged_inputs(channels);
-  const bool staged_winners = p.max_mode && staged;
+  const LaneIndex<T>* places = p.max_mode && Dense && staged ? s.places.data() : nullptr;
   const Divisor<T> count(s.roi.box.count);
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
@@ -407,12 +447,8 @@ CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const Ali
         g = s.acc.data();
       }
       if (p.max_mode) {
-        if (staged_winners)
-          scatter_winners<T, Dense>(out, s.roi, ph, pw, s.staged_where.data() + at, 1, g, height,
-                                    width, s);
-        else
-          scatter_winners<T, Dense>(out, s.roi, ph, pw, &argmax.at(k, c0, ph, pw), argmax.s.c, g,
-                                    height, width, s);
+        scatter_winners<T, Dense>(out, s.roi, ph, pw, places ? places + at : nullptr,
+                                  &argmax.at(k, c0, ph, pw), argmax.s.c, g, height, width, s);
         continue;
       }
       const BinSamples<T> bin(s.roi, ph, pw);
@@ -435,10 +471,9 @@ void align_roi_backward(const ChannelBlock<T>& out, const T* box, const AlignPar
   s.roi.compute(box, p, height, width);
   const int64_t channels = out.width;
   const bool staged = staged_inputs(channels);
-  const bool staged_winners = p.max_mode && staged;
-  s.prepare(channels, p.pooled_h * p.pooled_w, staged, staged_winners);
+  s.prepare(channels, p.pooled_h * p.pooled_w, staged, false);
   if (staged) load_bins(grad_out, k, c0, channels, s.staged.data());
-  if (staged_winners) load_bins(argmax, k, c0, channels, s.staged_where.data());
+  if (p.max_mode && Dense && staged) load_places(argmax, k, c0, channels, s);
   align_bins_backward<T, Dense>(out, p, height, width, grad_out, argmax, k, c0, s,
                                 Prefetch(grad_out, next_k, c0, channels));
 }

@@ -2,13 +2,12 @@
 type, call it, and hand the result back in the caller's array type."""
 import numpy as np
 
-from . import _checks, _rois
+from . import _checks, _cpu, _rois
 from ._arrays import import_array, import_like
 
 
 def _engine(backend):
     if backend.name == "numpy":
-        from . import _cpu
         return _cpu
     from . import _cuda
     return _cuda

@@ -26,7 +26,10 @@ def compute_dtype(dtype):
 
 
 def _as_compute(array):
-    return aligned_array(array.astype(compute_dtype(array.dtype), copy=False))
+    dtype = array.dtype
+    if dtype.char in "fd" and dtype.isnative:  # already what the loops take
+        return aligned_array(array)
+    return aligned_array(array.astype(compute_dtype(dtype), copy=False))
 
 
 def _logical(array, layout):

@@ -1,6 +1,7 @@
 """RoIs in the SPEC's three forms -> (boxes (K, B) float, batch (K,) int64)."""
 import numpy as np
 
+from . import _cpu_ext
 from ._arrays import aligned_array, import_like
 from ._checks import is_floating
 
@@ -47,7 +48,6 @@ def _batch_column(column, xp, validate):
 def _scan_numpy(table, first, columns, batch, compute_dtype):
     """The compiled one-pass form of _finish's conversions and checks for a
     NumPy float32/float64 table (what small calls are made of)."""
-    from . import _cpu_ext
     boxes = np.empty((table.shape[0], columns), compute_dtype)
     with_index = batch is None
     if with_index:

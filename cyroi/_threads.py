@@ -4,6 +4,8 @@ By default OpenMP's own setting at call time (OMP_NUM_THREADS, or a
 threadpoolctl limit); set_num_threads overrides it for cyroi alone. Results
 are the same bits for any thread count.
 """
+from ._cpu_ext import max_threads
+
 _requested = None
 
 
@@ -19,5 +21,4 @@ def get_num_threads():
     """The thread count the next CPU op will use."""
     if _requested is not None:
         return _requested
-    from ._cpu_ext import max_threads
     return max_threads()

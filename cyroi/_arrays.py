@@ -30,6 +30,10 @@ def _identity(x):
     return x
 
 
+# Backends are never changed once made: NumPy's, the most common, is shared.
+_NUMPY = Backend("numpy", _identity)
+
+
 def _library_of(obj):
     return type(obj).__module__.split(".")[0]
 
@@ -56,7 +60,7 @@ def import_array(obj, name):
     """Returns (array, Backend) for an op input: a NumPy or CuPy array that
     shares memory with `obj` where `obj` is an array of another library."""
     if isinstance(obj, np.ndarray):
-        return obj, Backend("numpy", _identity)
+        return obj, _NUMPY
     if _is_cupy(obj) and hasattr(obj, "device"):
         return obj, Backend("cupy", _identity, obj.device.id)
     if hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__"):
@@ -72,7 +76,7 @@ def import_array(obj, name):
         raise TypeError(f"{name} lives on DLPack device type {device_type}; "
                         "expected the CPU or an NVIDIA GPU")
     if isinstance(obj, (list, tuple)) or np.isscalar(obj):
-        return np.asarray(obj), Backend("numpy", _identity)
+        return np.asarray(obj), _NUMPY
     raise TypeError(f"{name} must be an array (NumPy, CuPy or any DLPack producer); "
                     f"got {type(obj).__name__}")
 
@@ -88,6 +92,8 @@ def _import_cupy():
 
 def _location(obj):
     """("numpy" | "cupy", device id) of an input, without importing it."""
+    if isinstance(obj, np.ndarray):
+        return "numpy", None
     if _is_cupy(obj) and hasattr(obj, "device"):
         return "cupy", obj.device.id
     if hasattr(obj, "__dlpack_device__") and not isinstance(obj, np.ndarray):

@@ -125,6 +125,39 @@ struct ImageGroups {
   }
   // The RoI after order[r] among image n's, or -1.
   int64_t after(int64_t n, int64_t r) const { return r + 1 < begin[n + 1] ? order[r + 1] : -1; }
+
+  // Reorders each image's RoIs along a Z-order curve of their box centres
+  // in map pixels (stable), for forward, whose RoIs are independent: one
+  // RoI's neighbour comes next and finds the map lines they share in cache
+  // (bench workloads, NHWC roi_align: 0.87-0.94x the time of RoI order).
+  // Backward keeps RoI order: its sums are the reference's.
+  template <typename T> void by_position(const T* boxes, double scale) {
+    std::vector<uint32_t> key(order.size());
+    for (size_t r = 0; r < order.size(); ++r) {
+      const T* b = boxes + 4 * order[r];
+      key[r] = z_order(cell((b[0] + b[2]) * 0.5 * scale), cell((b[1] + b[3]) * 0.5 * scale));
+    }
+    std::vector<size_t> index(order.size());
+    for (size_t r = 0; r < index.size(); ++r) index[r] = r;
+    for (size_t n = 0; n + 1 < begin.size(); ++n)
+      std::stable_sort(index.begin() + begin[n], index.begin() + begin[n + 1],
+                       [&](size_t a, size_t b) { return key[a] < key[b]; });
+    std::vector<int64_t> sorted(order.size());
+    for (size_t r = 0; r < index.size(); ++r) sorted[r] = order[index[r]];
+    order.swap(sorted);
+  }
+
+ private:
+  // A coordinate's pixel as 16 bits: NaN and negatives at 0, the far ones at
+  // the last cell (the order only groups neighbours; any order is correct).
+  static uint32_t cell(double v) { return v >= 0 ? (uint32_t)std::min(v, 65535.0) : 0; }
+  static uint32_t z_order(uint32_t x, uint32_t y) { return spread(x) | (spread(y) << 1); }
+  static uint32_t spread(uint32_t v) {  // bit i of v to bit 2i
+    v = (v | (v << 8)) & 0x00FF00FFu;
+    v = (v | (v << 4)) & 0x0F0F0F0Fu;
+    v = (v | (v << 2)) & 0x33333333u;
+    return (v | (v << 1)) & 0x55555555u;
+  }
 };
 
 // How OpenMP hands out work items: static, or dynamic where items differ
@@ -462,31 +495,32 @@ void write_empty_rois(const Pooled<T>& out, const Pooled<int64_t>& argmax, int64
       }
 }
 
-// Forward: every (RoI, channel block) pair once. In place, items are those
-// pairs; channels-last, items are (channel block, image) pairs that copy the
-// block once and run all the image's RoIs on it.
+// Forward: every (RoI, channel block) pair once, RoIs in the order of
+// `groups` (ImageGroups::by_position) and, last, those of no image. In
+// place, items are those pairs; channels-last, items are (channel block,
+// image) pairs that copy the block once and run all the image's RoIs on it.
 // roi(in, k, next, c0, scratch) writes RoI k's outputs (in `out` and
 // `argmax`) for channels [c0, c0 + in.width) of image batch[k]; next is the
 // RoI the item visits after k (-1: none, or not known). A RoI whose batch
 // index is out of range reads 0. Scratch has a `block` vector.
 template <typename T, typename Scratch, typename RoiFn>
-void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois, bool channels_last,
-                    int threads, double work, const Pooled<T>& out,
-                    const Pooled<int64_t>& argmax, RoiFn roi) {
+void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois,
+                    const ImageGroups& groups, bool channels_last, int threads, double work,
+                    const Pooled<T>& out, const Pooled<int64_t>& argmax, RoiFn roi) {
+  for (int64_t k = 0; k < rois; ++k)
+    if (batch[k] < 0 || batch[k] >= f.N) write_empty_rois(out, argmax, k, 0, f.C);
   if (!channels_last) {
-    const int64_t width = channel_block<T>(f.C, rois, threads, kWidestBlock);
+    const int64_t valid = (int64_t)groups.order.size();
+    const int64_t width = channel_block<T>(f.C, valid, threads, kWidestBlock);
     const int64_t blocks = (f.C + width - 1) / width;
-    for_each_item<Scratch>(rois * blocks, threads, work, [&](int64_t item, Scratch& s) {
-      const int64_t k = item / blocks, c0 = (item % blocks) * width;
-      const int64_t n = batch[k], w = std::min(width, f.C - c0);
-      if (n < 0 || n >= f.N) return write_empty_rois(out, argmax, k, c0, w);
-      roi(ChannelBlock<const T>{f.plane(n, c0), f.s.h, f.s.w, f.s.c, w}, k, (int64_t)-1, c0, s);
+    for_each_item<Scratch>(valid * blocks, threads, work, [&](int64_t item, Scratch& s) {
+      const int64_t k = groups.order[item / blocks], c0 = (item % blocks) * width;
+      const ChannelBlock<const T> in{f.plane(batch[k], c0), f.s.h, f.s.w, f.s.c,
+                                     std::min(width, f.C - c0)};
+      roi(in, k, (int64_t)-1, c0, s);
     });
     return;
   }
-  const ImageGroups groups(batch, rois, f.N);
-  for (int64_t k = 0; k < rois; ++k)
-    if (batch[k] < 0 || batch[k] >= f.N) write_empty_rois(out, argmax, k, 0, f.C);
   const int64_t widest = block_width<T>(f, kCopyBytes);
   const int64_t width = channel_block<T>(f.C, f.N, threads, widest);
   const int64_t blocks = (f.C + width - 1) / width;

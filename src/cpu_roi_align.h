@@ -291,8 +291,11 @@ void roi_align_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, i
                        const AlignParams<T>& p, const Pooled<T>& out,
                        const Pooled<int64_t>& argmax, int threads) {
   const double reads = align_reads_per_channel(boxes, rois, p, f.H, f.W);
+  ImageGroups groups(batch, rois, f.N);
+  groups.by_position(boxes, (double)p.scale);
   forward_blocks<T, AlignScratch<T>>(
-      f, batch, rois, worth_channels_last(f, reads), threads, reads * (double)f.C, out, argmax,
+      f, batch, rois, groups, worth_channels_last(f, reads), threads, reads * (double)f.C, out,
+      argmax,
       [&](const ChannelBlock<const T>& in, int64_t k, int64_t next, int64_t c0,
           AlignScratch<T>& s) {
         if (in.sc == 1 || in.width == 1)

@@ -110,8 +110,11 @@ void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, in
                       const Pooled<int64_t>& argmax, int threads) {
   const double reads = pool_reads_per_channel(boxes, rois, p, f.H, f.W);
   const bool narrow = sizeof(LaneIndex<T>) == 8 || f.H * f.W <= INT32_MAX;
+  ImageGroups groups(batch, rois, f.N);
+  groups.by_position(boxes, (double)p.scale);
   forward_blocks<T, PoolScratch<T>>(
-      f, batch, rois, worth_channels_last(f, reads), threads, reads * (double)f.C, out, argmax,
+      f, batch, rois, groups, worth_channels_last(f, reads), threads, reads * (double)f.C, out,
+      argmax,
       [&](const ChannelBlock<const T>& in, int64_t k, int64_t next, int64_t c0,
           PoolScratch<T>& s) {
         const T* box = boxes + 4 * k;

@@ -11,9 +11,9 @@ rotated boxes Tensor[K, 6] [batch_index, cx, cy, w, h, angle_degrees] or a
 list of Tensor[K_i, 5]). Each op is a torch.library custom op
 (cyroi::roi_align, cyroi::roi_pool, ... and their *_backward) with a fake
 implementation and autograd, so it works in eager mode, under autograd
-(float64 gradcheck) and in torch.compile(fullgraph=True). CPU tensors compute in cyroi's OpenMP loops,
-CUDA tensors in its CuPy kernels on the caller's current stream; either way
-tensors cross by DLPack, without copies.
+(float64 gradcheck) and in torch.compile(fullgraph=True). CPU tensors compute
+in cyroi's OpenMP loops, CUDA tensors in its CuPy kernels on the caller's
+current stream; either way tensors cross by DLPack, without copies.
 """
 import contextlib
 import math

@@ -148,12 +148,13 @@ void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width
                        int64_t next, int64_t c0, PoolScratch<T>& s) {
   const int64_t plane_size = height * width, channels = out.width;
   const int64_t bins = grad_out.PH * grad_out.PW;
-  const bool flat_rows = out.sh == width * out.sw;  // element = where * sw
-  auto add = [&](int64_t c, int64_t where, T g) {
-    if (where < 0 || where >= plane_size) return;
-    const int64_t offset =
-        flat_rows ? where * out.sw : (where / width) * out.sh + (where % width) * out.sw;
-    out.data[c * out.sc + offset] += g;
+  const int64_t sh = out.sh, sw = out.sw;
+  const bool flat_rows = sh == width * sw;  // element = where * sw
+  // Unsigned: a hand-made argmax may hold any int64; locals, so that the
+  // loop does not reload the block's fields after every store.
+  auto add = [=](T* plane, int64_t where, T g) {
+    if ((uint64_t)where >= (uint64_t)plane_size) return;
+    plane[flat_rows ? where * sw : (where / width) * sh + (where % width) * sw] += g;
   };
   if (grad_out.s.c != 1) {
     const Prefetch next_grad(grad_out, next, c0, channels);
@@ -161,9 +162,13 @@ void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width
     for (int64_t c = 0; c < channels; ++c) {
       next_grad.part(c, channels);
       next_argmax.part(c, channels);
+      T* plane = out.data + c * out.sc;
+      const T* g = &grad_out.at(k, c0 + c, 0, 0);
+      const int64_t* a = &argmax.at(k, c0 + c, 0, 0);
       for (int64_t ph = 0; ph < grad_out.PH; ++ph)
         for (int64_t pw = 0; pw < grad_out.PW; ++pw)
-          add(c, argmax.at(k, c0 + c, ph, pw), grad_out.at(k, c0 + c, ph, pw));
+          add(plane, a[ph * argmax.s.h + pw * argmax.s.w],
+              g[ph * grad_out.s.h + pw * grad_out.s.w]);
     }
     return;
   }
@@ -173,7 +178,7 @@ void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width
   load_bins(argmax, k, c0, channels, s.staged_where.data());
   for (int64_t b = 0; b < bins; ++b)
     for (int64_t c = 0; c < channels; ++c)
-      add(c, s.staged_where[b * channels + c], s.staged[b * channels + c]);
+      add(out.data + c * out.sc, s.staged_where[b * channels + c], s.staged[b * channels + c]);
 }
 
 template <typename T>

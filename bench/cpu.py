@@ -10,10 +10,7 @@ Times cyroi's roi_align (avg, aligned=True, sampling_ratio=2) and roi_pool,
 forward and backward, against onnxruntime's RoiAlign (opset 16, half_pixel)
 and MaxRoiPool in one process on the same float32 NCHW inputs, at 1 and 2
 threads: the median wall time of at least 7 runs after warm-up, end to end
-(argument checks and output allocation included on both sides). cyroi and
-onnxruntime run alternately, call by call, and the speedup is the median of
-the per-pair ratios: a slow spell of a shared machine then slows both sides
-of a pair instead of one side's whole series. Beside it,
+(argument checks and output allocation included on both sides). Beside it,
 the ratio of process CPU times: other processes on a shared machine disturb
 it less (it is what a call costs; with 2 threads it sums both). onnxruntime
 runs inference only, so backward rows have no peer. Outputs are compared
@@ -48,7 +45,7 @@ from onnx_peer import VERSION as ORT_VERSION  # noqa: E402
 from onnx_peer import Peer, max_roi_pool_model, roi_align_model  # noqa: E402
 import mxnet_peer  # noqa: E402  (runs MXNet in another venv; imports no MXNet here)
 from probe import machine_probe  # noqa: E402
-from timing import paired, timed  # noqa: E402
+from timing import timed  # noqa: E402
 from workloads import SAMPLING_RATIO, WORKLOADS, align_taps, pool_reads  # noqa: E402
 
 LEGACY_PYTHON = HERE.parent / ".venv-legacy" / "bin" / "python"
@@ -166,15 +163,13 @@ def time_workload(wl, inputs, mxnet_times):
                 row = {"workload": wl.name, "op": op, "variant": variant, "threads": threads,
                        "onnxruntime_ms": None, "speedup": None, "cpu_speedup": None,
                        "mxnet_ms": None, "mxnet_speedup": None, "mxnet_cpu_speedup": None}
+                row["cyroi_ms"], row["cyroi_min_ms"], row["cyroi_cpu_ms"] = timed(call)
                 if variant == "base" and op in ort:
                     feeds = ort[op].feeds(x, rois)
-                    mine, theirs, row["speedup"] = paired(call, lambda: ort[op](feeds))
-                    row["cyroi_ms"], row["cyroi_min_ms"], row["cyroi_cpu_ms"] = mine
                     (row["onnxruntime_ms"], row["onnxruntime_min_ms"],
-                     row["onnxruntime_cpu_ms"]) = theirs
+                     row["onnxruntime_cpu_ms"]) = timed(lambda: ort[op](feeds))
+                    row["speedup"] = row["onnxruntime_ms"] / row["cyroi_ms"]
                     row["cpu_speedup"] = row["onnxruntime_cpu_ms"] / row["cyroi_cpu_ms"]
-                else:
-                    row["cyroi_ms"], row["cyroi_min_ms"], row["cyroi_cpu_ms"] = timed(call)
                 mxnet = mxnet_times.get((wl.name, op, threads)) if variant == "base" else None
                 if mxnet:
                     row["mxnet_ms"], row["mxnet_min_ms"], row["mxnet_cpu_ms"] = (

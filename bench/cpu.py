@@ -70,26 +70,27 @@ def median_ms(fn, **kwargs):
     return timed(fn, **kwargs)[0]
 
 
-def cyroi_ops(wl, x, rois, variant):
-    """The four timed calls of one variant, on features x in its layout."""
+def cyroi_ops(wl, x, rois, variant, lib=cyroi):
+    """The timed calls of one variant, on features x in its layout (lib: the
+    cyroi module to call, bench/ab.py passes other builds)."""
     layout, _, mode = VARIANTS[variant]
     size, scale = wl.pooled, wl.scale
-    _, align_argmax = cyroi.roi_align(x, rois, size, scale, SAMPLING_RATIO, True, "max",
-                                      layout=layout, return_argmax=True)
-    out, pool_argmax = cyroi.roi_pool(x, rois, size, scale, layout=layout, return_argmax=True)
+    _, align_argmax = lib.roi_align(x, rois, size, scale, SAMPLING_RATIO, True, "max",
+                                    layout=layout, return_argmax=True)
+    out, pool_argmax = lib.roi_pool(x, rois, size, scale, layout=layout, return_argmax=True)
     grad = np.random.default_rng(1).standard_normal(out.shape).astype(x.dtype)
     argmax = align_argmax if mode == "max" else None
     ops = {
-        "align_fwd": lambda: cyroi.roi_align(x, rois, size, scale, SAMPLING_RATIO, True, mode,
-                                             layout=layout),
-        "align_bwd": lambda: cyroi.roi_align_backward(grad, rois, x.shape, scale,
-                                                      SAMPLING_RATIO, True, mode,
-                                                      argmax=argmax, layout=layout),
-        "pool_fwd": lambda: cyroi.roi_pool(x, rois, size, scale, layout=layout),
-        "pool_fwd_argmax": lambda: cyroi.roi_pool(x, rois, size, scale, layout=layout,
-                                                  return_argmax=True),
-        "pool_bwd": lambda: cyroi.roi_pool_backward(grad, rois, pool_argmax, x.shape,
-                                                    layout=layout),
+        "align_fwd": lambda: lib.roi_align(x, rois, size, scale, SAMPLING_RATIO, True, mode,
+                                           layout=layout),
+        "align_bwd": lambda: lib.roi_align_backward(grad, rois, x.shape, scale,
+                                                    SAMPLING_RATIO, True, mode,
+                                                    argmax=argmax, layout=layout),
+        "pool_fwd": lambda: lib.roi_pool(x, rois, size, scale, layout=layout),
+        "pool_fwd_argmax": lambda: lib.roi_pool(x, rois, size, scale, layout=layout,
+                                                return_argmax=True),
+        "pool_bwd": lambda: lib.roi_pool_backward(grad, rois, pool_argmax, x.shape,
+                                                  layout=layout),
     }
     if variant == "max":  # roi_pool has no mode: the base rows cover it
         del ops["pool_fwd"], ops["pool_fwd_argmax"], ops["pool_bwd"]

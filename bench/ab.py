@@ -1,0 +1,93 @@
+"""Paired A/B timing of two builds of cyroi: what one change to the loops
+is worth, on a machine too noisy for separate runs to show it.
+
+    python setup.py build_ext --inplace && mkdir -p /tmp/a && cp cyroi/*.so /tmp/a
+    # ... change the sources, rebuild ...
+    mkdir -p /tmp/b && cp cyroi/*.so /tmp/b
+    python bench/ab.py /tmp/a /tmp/b frcnn_head:align_fwd:base:2 mask_head:pool_bwd:nhwc:1
+
+Each build's compiled modules join a copy of the checkout's cyroi package
+under a name of its own (cyroi_a, cyroi_b); both are imported here and
+their calls alternate, a then b then b then a. Each line gives the median
+time of either build and the median of the per-pair ratios B/A with its
+quartiles: a slow spell of a shared machine falls on both calls of a pair,
+so a few percent stand out of noise that moves the medians of separate runs
+by 20-40%. (Against another library the same pairing misleads, each side
+running right after the other's thread pool: bench/cpu.py times peers in
+blocks.) A spec is workload:op:variant:threads with op and variant as in
+bench/cpu.py (align_fwd, ..., pool_bwd; base, max, nhwc, f64).
+"""
+import argparse
+import glob
+import importlib
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from cpu import cyroi_ops, workload_inputs  # noqa: E402
+from workloads import WORKLOADS  # noqa: E402
+
+
+def import_build(build, tag, root):
+    """The checkout's cyroi package with the compiled modules of `build`,
+    imported as cyroi_<tag>."""
+    package = Path(root) / f"cyroi_{tag}"
+    shutil.copytree(HERE.parent / "cyroi", package,
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    modules = glob.glob(str(Path(build) / "*.so"))
+    if not modules:
+        raise SystemExit(f"{build} holds no compiled modules (*.so)")
+    for module in modules:
+        shutil.copy(module, package)
+    sys.path.insert(0, root)
+    return importlib.import_module(f"cyroi_{tag}")
+
+
+def paired(call_a, call_b, pairs):
+    """(median ms of a, of b, sorted per-pair ratios b / a)."""
+    for _ in range(2):
+        call_a()
+        call_b()
+    times_a, times_b = [], []
+    order = ((call_a, times_a), (call_b, times_b))
+    for i in range(pairs):
+        for call, times in order if i % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+    ratios = sorted(b / a for a, b in zip(times_a, times_b))
+    return statistics.median(times_a) * 1e3, statistics.median(times_b) * 1e3, ratios
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("build_a")
+    parser.add_argument("build_b")
+    parser.add_argument("specs", nargs="+", help="workload:op:variant:threads")
+    parser.add_argument("--pairs", type=int, default=16)
+    args = parser.parse_args()
+    workloads = {wl.name: wl for wl in WORKLOADS}
+    with tempfile.TemporaryDirectory() as root:
+        builds = [import_build(build, tag, root) for build, tag in
+                  ((args.build_a, "a"), (args.build_b, "b"))]
+        for spec in args.specs:
+            name, op, variant, threads = spec.split(":")
+            wl = workloads[name]
+            x, rois = workload_inputs(wl)[variant]
+            calls = [cyroi_ops(wl, x, rois, variant, lib)[op] for lib in builds]
+            for lib in builds:
+                lib.set_num_threads(int(threads))
+            ms_a, ms_b, ratios = paired(*calls, args.pairs)
+            quarter = len(ratios) // 4
+            print(f"{spec:32s} A {ms_a:8.2f} ms  B {ms_b:8.2f} ms  "
+                  f"B/A {statistics.median(ratios):.3f} "
+                  f"(quartiles {ratios[quarter]:.3f}-{ratios[-1 - quarter]:.3f})", flush=True)
+
+
+if __name__ == "__main__":
+    main()

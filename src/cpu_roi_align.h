@@ -125,14 +125,22 @@ template <typename T> struct AlignScratch {
   std::vector<int64_t> firsts, totals;
   std::vector<int64_t> wide_ordinal;  // float bins of more than 2^31 samples
 
-  // Sizes every buffer the bin loops of `roi` use on `channels` channels.
-  void prepare(int64_t channels, int64_t bins, bool with_staged, bool with_staged_where) {
+  // Sizes every buffer the bin loops of `roi` use on `channels` channels
+  // (with_places: load_places's).
+  void prepare(int64_t channels, int64_t bins, bool with_staged, bool with_staged_where,
+               bool with_places = false) {
     acc.resize(channels);
     ordinal.resize(channels);
     if (sizeof(LaneIndex<T>) < 8 && roi.largest_bin() > (double)INT32_MAX)
       wide_ordinal.resize(channels);
     if (with_staged) staged.resize(bins * channels);
     if (with_staged_where) staged_where.resize(bins * channels);
+    if (with_places) {
+      places.resize(bins * channels);
+      loaded.resize(bins * channels);
+      firsts.resize(bins);
+      totals.resize(bins);
+    }
   }
 };
 
@@ -390,14 +398,12 @@ CYROI_ALWAYS_INLINE void scatter_winners(const ChannelBlock<T>& out, const RoiSa
 // index less the bin's first listed one when that lands among the bin's
 // listed samples (at most SampleBatch's capacity), else -1. Reading the
 // int64 argmax once into these narrower places halves what the bins then
-// load (frcnn_head: the int64 argmax is twice the gradient's bytes).
+// load (frcnn_head: the int64 argmax is twice the gradient's bytes). `s`
+// prepared with_places.
 template <typename T>
 CYROI_SIMD_CLONES void load_places(const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
                                    int64_t channels, AlignScratch<T>& s) {
   const int64_t bins = argmax.PH * argmax.PW;
-  s.firsts.resize(bins);
-  s.totals.resize(bins);
-  s.places.resize(bins * channels);
   for (int64_t ph = 0; ph < argmax.PH; ++ph)
     for (int64_t pw = 0; pw < argmax.PW; ++pw) {
       const BinSamples<T> bin(s.roi, ph, pw);
@@ -413,7 +419,6 @@ CYROI_SIMD_CLONES void load_places(const Pooled<int64_t>& argmax, int64_t k, int
   };
   LaneIndex<T>* places = s.places.data();
   if (argmax.s.w == 1 && argmax.s.h == argmax.PW) {  // each channel's bins adjacent
-    s.loaded.resize(bins * channels);
     LaneIndex<T>* loaded = s.loaded.data();
     const int64_t* src = &argmax.at(k, c0, 0, 0);
     for (int64_t c = 0; c < channels; ++c)
@@ -474,9 +479,10 @@ void align_roi_backward(const ChannelBlock<T>& out, const T* box, const AlignPar
   s.roi.compute(box, p, height, width);
   const int64_t channels = out.width;
   const bool staged = staged_inputs(channels);
-  s.prepare(channels, p.pooled_h * p.pooled_w, staged, false);
+  const bool places = p.max_mode && Dense && staged;
+  s.prepare(channels, p.pooled_h * p.pooled_w, staged, false, places);
   if (staged) load_bins(grad_out, k, c0, channels, s.staged.data());
-  if (p.max_mode && Dense && staged) load_places(argmax, k, c0, channels, s);
+  if (places) load_places(argmax, k, c0, channels, s);
   align_bins_backward<T, Dense>(out, p, height, width, grad_out, argmax, k, c0, s,
                                 Prefetch(grad_out, next_k, c0, channels));
 }

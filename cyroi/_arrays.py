@@ -96,7 +96,7 @@ def _location(obj):
         return "numpy", None
     if _is_cupy(obj) and hasattr(obj, "device"):
         return "cupy", obj.device.id
-    if hasattr(obj, "__dlpack_device__") and not isinstance(obj, np.ndarray):
+    if hasattr(obj, "__dlpack_device__"):
         device_type, device_id = obj.__dlpack_device__()
         if device_type in _DLPACK_CUDA:
             return "cupy", device_id

@@ -434,16 +434,17 @@ CYROI_SIMD_CLONES void load_places(const Pooled<int64_t>& argmax, int64_t k, int
 }
 
 // The bins of one RoI into a gradient block, with `s` prepared and NCHW
-// inputs staged channels-last (align_roi_backward).
+// inputs staged channels-last, and mode "max" winners as `places` where
+// load_places made them, else null (align_roi_backward).
 template <typename T, bool Dense>
 CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const AlignParams<T>& p,
                                            int64_t height, int64_t width,
                                            const Pooled<T>& grad_out,
                                            const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
-                                           AlignScratch<T>& s, const Prefetch& next) {
+                                           AlignScratch<T>& s, const LaneIndex<T>* places,
+                                           const Prefetch& next) {
   const int64_t channels = out.width;
   const bool staged = staged_inputs(channels);
-  const LaneIndex<T>* places = p.max_mode && Dense && staged ? s.places.data() : nullptr;
   const Divisor<T> count(s.roi.box.count);
   for (int64_t ph = 0; ph < p.pooled_h; ++ph) {
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
@@ -484,6 +485,7 @@ void align_roi_backward(const ChannelBlock<T>& out, const T* box, const AlignPar
   if (staged) load_bins(grad_out, k, c0, channels, s.staged.data());
   if (places) load_places(argmax, k, c0, channels, s);
   align_bins_backward<T, Dense>(out, p, height, width, grad_out, argmax, k, c0, s,
+                                places ? s.places.data() : nullptr,
                                 Prefetch(grad_out, next_k, c0, channels));
 }
 

@@ -27,13 +27,14 @@ def roi_count(channels, bins, itemsize):
     return STREAMED_BYTES // (channels * bins * itemsize) + 1
 
 
-def call(op, x, rois, size, layout):
+def call(op, x, rois, size, layout, validate=True):
     feats = x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     if op == "pool":
-        return cyroi.roi_pool(feats, rois, size, 0.5, layout=layout, return_argmax=True)
+        return cyroi.roi_pool(feats, rois, size, 0.5, layout=layout, return_argmax=True,
+                              validate=validate)
     mode = "max" if op == "align_max" else "avg"
     return cyroi.roi_align(feats, rois, size, 0.5, 2, True, mode, layout=layout,
-                           return_argmax=mode == "max")
+                           return_argmax=mode == "max", validate=validate)
 
 
 def nchw(a, layout):

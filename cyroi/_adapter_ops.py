@@ -9,6 +9,8 @@ each adapter. Arrays are whatever cyroi accepts (NumPy, CuPy, DLPack).
 from dataclasses import dataclass
 from typing import Callable, Tuple
 
+import numpy as np
+
 from . import _api, _checks
 
 
@@ -28,7 +30,8 @@ class Op:
     argmax. check(params) raises what the op raises for bad parameters, for
     adapters that must fail before any array exists (JAX tracing).
     pooled_channels(C, (PH, PW)): the output's channel count.
-    box_columns: numbers per box after the batch index (4, or 5 rotated)."""
+    box_columns: numbers per box after the batch index (4, or 5 rotated).
+    argmax_dtype(H, W): the kept argmax's dtype for maps of H x W pixels."""
     name: str
     params: Tuple[Tuple[str, type], ...]
     forward: Callable
@@ -37,6 +40,7 @@ class Op:
     check: Callable
     pooled_channels: Callable = same_channels
     box_columns: int = 4
+    argmax_dtype: Callable = lambda height, width: np.dtype(np.int64)
 
     def pooled_shape(self, features_shape, num_rois, output_size, layout="NCHW"):
         """Shape of the output for `num_rois` RoIs of features_shape."""
@@ -89,7 +93,8 @@ ROI_ALIGN = Op(
 ROI_POOL = Op(
     "roi_pool", params=(("spatial_scale", float),),
     forward=_roi_pool_forward, backward=_roi_pool_backward,
-    keeps_argmax=lambda params: True, check=_check_pool)
+    keeps_argmax=lambda params: True, check=_check_pool,
+    argmax_dtype=_checks.pool_argmax_dtype)
 
 
 def _ps_channels(channels, output_size):

@@ -72,11 +72,20 @@ def _forward_features(call, features):
     return features
 
 
-def _argmax_int64(argmax, call, size):
+# Argmax dtypes the backward loops take as they are.
+_ALIGN_ARGMAX = (np.dtype(np.int64),)
+_POOL_ARGMAX = (np.dtype(np.int32), np.dtype(np.int64))
+
+
+def _argmax_indices(argmax, call, size, kept):
+    """A backward's argmax as integers the engines take: as it came if its
+    dtype is in `kept`, else converted to int64."""
     argmax = call.import_pooled(argmax, "argmax", size)
     if argmax.dtype.kind not in "iu":
         raise TypeError(f"argmax must be integers; got dtype {argmax.dtype}")
-    return argmax.astype(np.int64, copy=False)
+    if argmax.dtype in kept:  # native byte order only: '>i8' != '<i8'
+        return argmax
+    return argmax.astype(np.int64)
 
 
 def roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False,
@@ -131,7 +140,7 @@ def roi_align_backward(grad_output, rois, input_shape, spatial_scale=1.0, sampli
         if argmax is None:
             raise ValueError("mode='max' backward needs argmax= (roi_align(..., "
                              "return_argmax=True) returns it)")
-        argmax = _argmax_int64(argmax, call, size)
+        argmax = _argmax_indices(argmax, call, size, _ALIGN_ARGMAX)
     grad = call.engine.roi_align_backward(grad_out, call.boxes, call.batch, call.shape, scale,
                                           ratio, bool(aligned), mode, argmax, layout,
                                           deterministic=bool(deterministic))
@@ -148,7 +157,8 @@ def roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="NCHW",
              batch_indices=None, return_argmax=False, validate=True):
     """RoI max pooling (Fast R-CNN, torchvision.ops.roi_pool) over integer
     bins; with return_argmax=True also the flat h*W + w of each maximum
-    (-1 for an empty bin), which roi_pool_backward needs."""
+    (-1 for an empty bin), which roi_pool_backward needs: int32 as
+    torchvision's, int64 for maps of more than 2^31 - 1 pixels."""
     size = _checks.output_size(output_size)
     scale = _checks.spatial_scale(spatial_scale)
     call = _Call(features, rois, batch_indices, layout, validate)
@@ -166,8 +176,8 @@ def roi_pool_backward(grad_output, rois, argmax, input_shape, *, layout="NCHW",
     call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
     size = call.pooled_size()
     grad_out = call.import_pooled(call.features, "grad_output", size)
-    grad = call.engine.roi_pool_backward(grad_out, call.batch, _argmax_int64(argmax, call, size),
-                                         call.shape, layout,
+    argmax = _argmax_indices(argmax, call, size, _POOL_ARGMAX)
+    grad = call.engine.roi_pool_backward(grad_out, call.batch, argmax, call.shape, layout,
                                          deterministic=bool(deterministic))
     return call.backend.restore(grad)
 

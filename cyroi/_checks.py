@@ -64,6 +64,13 @@ def sampling_ratio(value):
     return int(min(value, MAX_GRID))
 
 
+def pool_argmax_dtype(height, width):
+    """roi_pool's argmax dtype: int32 as torchvision's (half the bytes of
+    int64 for forward to write and backward to read), int64 where h * W + w
+    can pass 2^31 - 1."""
+    return np.dtype(np.int32) if height * width <= 2**31 - 1 else np.dtype(np.int64)
+
+
 def choice(value, name, allowed):
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from . import _cpu_ext, _cpu_family, _memory
+from . import _checks, _cpu_ext, _cpu_family, _memory
 from ._arrays import aligned_array
 from ._threads import get_num_threads
 
@@ -76,15 +76,21 @@ def _group_by_image(batch, num_images):
     return order, begin
 
 
-def _forward_with_argmax(loop, features, boxes, batch, size, layout, want_argmax, *params):
-    """(output, argmax) of roi_align or roi_pool, argmax None unless
-    want_argmax: loop(features_view, boxes, batch, out_view, argmax_view,
-    *params, threads) fills them."""
+def _no_argmax(dtype):
+    """What the loops take for an argmax that is not wanted (_cpu_ext)."""
+    return np.empty((0, 0, 0, 0), dtype)
+
+
+def _forward_with_argmax(loop, features, boxes, batch, size, layout, want_argmax, index,
+                         *params):
+    """(output, argmax) of roi_align or roi_pool, argmax (dtype `index`)
+    None unless want_argmax: loop(features_view, boxes, batch, out_view,
+    argmax_view, *params, threads) fills them."""
     x = _logical(_as_compute(features), layout)
     out, out_view = _allocate((len(boxes), x.shape[1], *size), layout, x.dtype)
-    argmax = argmax_view = None
+    argmax, argmax_view = None, _no_argmax(index)
     if want_argmax:
-        argmax, argmax_view = _allocate(out_view.shape, layout, np.int64)
+        argmax, argmax_view = _allocate(out_view.shape, layout, index)
     if out.size:
         loop(x, boxes, batch, out_view, argmax_view, *params, get_num_threads())
     return out.astype(features.dtype, copy=False), argmax
@@ -93,7 +99,8 @@ def _forward_with_argmax(loop, features, boxes, batch, size, layout, want_argmax
 def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, aligned, mode,
                       layout, want_argmax):
     return _forward_with_argmax(_cpu_ext.roi_align_forward, features, boxes, batch, size, layout,
-                                want_argmax, scale, sampling_ratio, aligned, mode == "max")
+                                want_argmax, np.int64, scale, sampling_ratio, aligned,
+                                mode == "max")
 
 
 def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, aligned, mode,
@@ -101,7 +108,8 @@ def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, 
     g = _logical(_as_compute(grad_output), layout)
     grad, grad_view, zero_first = _gradient(shape, layout, g.dtype, g.size > 0)
     if grad.size and g.size:
-        argmax_view = _logical(aligned_array(argmax), layout) if mode == "max" else None
+        argmax_view = (_logical(aligned_array(argmax), layout) if mode == "max"
+                       else _no_argmax(np.int64))
         _cpu_ext.roi_align_backward(g, boxes, batch, argmax_view, grad_view, zero_first,
                                     scale, sampling_ratio, aligned, mode == "max",
                                     get_num_threads())
@@ -109,8 +117,9 @@ def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, 
 
 
 def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax):
+    h, w = features.shape[2:] if layout == "NCHW" else features.shape[1:3]
     return _forward_with_argmax(_cpu_ext.roi_pool_forward, features, boxes, batch, size, layout,
-                                want_argmax, scale)
+                                want_argmax, _checks.pool_argmax_dtype(h, w), scale)
 
 
 def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=False):

@@ -19,6 +19,8 @@ import sys
 
 import numpy as np
 
+from ._checks import pool_argmax_dtype
+
 KERNEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
 KERNEL_FILE = "roi_ops.cu"
 KERNELS = ("roi_align_forward", "roi_align_backward", "roi_pool_forward", "roi_pool_backward",
@@ -302,9 +304,10 @@ def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax=Tr
     acc = compute_dtype(features.dtype).type
     with _on_device(features) as launch:
         out = xp.empty(_pooled_shape(len(boxes), int(view[1]), size, layout), features.dtype)
-        argmax = xp.empty(out.shape, np.int64)
+        argmax = xp.empty(out.shape, pool_argmax_dtype(int(view[2]), int(view[3])))
         launch("roi_pool_forward", out.size, features, *view, boxes, batch, np.int64(len(boxes)),
-               *map(np.int64, size), acc(scale), *_flags(layout == "NHWC"), out, argmax)
+               *map(np.int64, size), acc(scale), *_flags(layout == "NHWC"), out, argmax,
+               *_flags(argmax.dtype.itemsize == 8))
     return out, argmax if want_argmax else None
 
 
@@ -315,7 +318,8 @@ def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=F
         g = xp.ascontiguousarray(grad_output)
         grad, = _gradients(xp, launch, [shape], layout, g, len(batch) * size[0] * size[1],
                            deterministic)
-        launch("roi_pool_backward", g.size, g, xp.ascontiguousarray(argmax), batch,
+        launch("roi_pool_backward", g.size, g, xp.ascontiguousarray(argmax),
+               *_flags(argmax.dtype.itemsize == 8), batch,
                np.int64(len(batch)), *map(np.int64, size), *_flags(layout == "NHWC"),
                *grad.kernel_args())
         return grad.result()

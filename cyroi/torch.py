@@ -65,8 +65,12 @@ def _define(op):
         params = dict(zip(names, values))
         op.check(params)  # under torch.compile, bad parameters fail while tracing
         shape = op.pooled_shape(features.shape, rois.shape[0], tuple(output_size))
-        argmax_shape = shape if op.keeps_argmax(params) else (0,)
-        return features.new_empty(shape), features.new_empty(argmax_shape, dtype=torch.int64)
+        if op.keeps_argmax(params):
+            argmax_shape = shape
+            index = getattr(torch, op.argmax_dtype(*features.shape[2:]).name)
+        else:
+            argmax_shape, index = (0,), torch.int64
+        return features.new_empty(shape), features.new_empty(argmax_shape, dtype=index)
 
     @torch.library.custom_op(
         f"cyroi::{op.name}_backward", mutates_args=(),

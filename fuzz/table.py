@@ -9,6 +9,7 @@ grad_output, rois, output_size, spatial_scale and the family's own
 parameters, with keywords; the Family says where an op differs (box
 columns, channels, a feature pyramid, the backward's shape argument).
 """
+import numpy as np
 from hypothesis import strategies as st
 
 import cyroi
@@ -59,6 +60,7 @@ ROI_ALIGN = Family(
     oracle_work=align_oracle_work,
     # Sample indices iy * gw + ix of a grid of at most (2^31 - 1)^2 samples.
     argmax_limit=lambda shape, p: (2**31 - 1) ** 2,
+    argmax_dtype=lambda shape: np.dtype(np.int64),
     defined_for_nonfinite=lambda p: p.get("mode") != "max",
     reference_rois_grad=_align_rois_grad,
     rois_grad_agrees=differences_agree,
@@ -91,6 +93,8 @@ ROI_POOL = Family(
     has_argmax=lambda p: True,
     oracle_work=integer_bins_work,
     argmax_limit=lambda shape, p: shape[2] * shape[3],  # h * W + w
+    # int32 as torchvision's, unless h * W + w can pass 2^31 - 1.
+    argmax_dtype=lambda shape: np.dtype(np.int32 if shape[2] * shape[3] < 2**31 else np.int64),
     # A strict > scan from the first element: NaN handling is the same scan.
     defined_for_nonfinite=lambda p: True,
 )

@@ -486,8 +486,8 @@ template <typename T> int64_t block_width(const Maps<T>& f, int64_t bytes) {
 
 // A RoI of no image (batch index out of range) reads 0 in channels
 // [c0, c0 + width), with argmax -1 where there is one.
-template <typename T>
-void write_empty_rois(const Pooled<T>& out, const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
+template <typename T, typename A>
+void write_empty_rois(const Pooled<T>& out, const Pooled<A>& argmax, int64_t k, int64_t c0,
                       int64_t width) {
   for (int64_t c = c0; c < c0 + width; ++c)
     for (int64_t ph = 0; ph < out.PH; ++ph)
@@ -505,10 +505,10 @@ void write_empty_rois(const Pooled<T>& out, const Pooled<int64_t>& argmax, int64
 // `argmax`) for channels [c0, c0 + in.width) of image batch[k]; next is the
 // RoI the item visits after k (-1: none, or not known). A RoI whose batch
 // index is out of range reads 0. Scratch has a `block` vector.
-template <typename T, typename Scratch, typename RoiFn>
+template <typename T, typename Scratch, typename A, typename RoiFn>
 void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois,
                     const ImageGroups& groups, bool channels_last, int threads, double work,
-                    const Pooled<T>& out, const Pooled<int64_t>& argmax, RoiFn roi) {
+                    const Pooled<T>& out, const Pooled<A>& argmax, RoiFn roi) {
   for (int64_t k = 0; k < rois; ++k)
     if (batch[k] < 0 || batch[k] >= f.N) write_empty_rois(out, argmax, k, 0, f.C);
   if (!channels_last) {

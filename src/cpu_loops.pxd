@@ -35,9 +35,10 @@ cdef extern from "cpu_roi_pool.h" namespace "cyroi" nogil:
     cdef cppclass PoolParams[T]:
         T scale
         int64_t pooled_h, pooled_w
-    void roi_pool_forward[T](const Maps[T]& f, const T* boxes, const int64_t* batch,
-                             int64_t rois, const PoolParams[T]& p, const Pooled[T]& out,
-                             const Pooled[int64_t]& argmax, int threads) except +
-    void roi_pool_backward[T](const Maps[T]& grad, const Pooled[T]& grad_out,
-                              const int64_t* batch, const Pooled[int64_t]& argmax,
-                              bint zero_first, int threads) except +
+    # A: the argmax's integer type (int32_t or int64_t).
+    void roi_pool_forward[T, A](const Maps[T]& f, const T* boxes, const int64_t* batch,
+                                int64_t rois, const PoolParams[T]& p, const Pooled[T]& out,
+                                const Pooled[A]& argmax, int threads) except +
+    void roi_pool_backward[T, A](const Maps[T]& grad, const Pooled[T]& grad_out,
+                                 const int64_t* batch, const Pooled[A]& argmax,
+                                 bint zero_first, int threads) except +

@@ -12,9 +12,11 @@ template <typename T> struct PoolParams {
   int64_t pooled_h, pooled_w;
 };
 
-template <typename T> struct PoolScratch {
+// A: the argmax's integer type, int32_t (torchvision's) or int64_t (maps of
+// more than 2^31 - 1 pixels; cyroi._checks.pool_argmax_dtype).
+template <typename T, typename A> struct PoolScratch {
   std::vector<T> best, block, staged;
-  std::vector<int64_t> staged_where;
+  std::vector<A> staged_where;
   std::vector<LaneIndex<T>> where;
   std::vector<int64_t> wide_where;  // float maps of more than 2^31 pixels
 };
@@ -42,11 +44,11 @@ CYROI_ALWAYS_INLINE void max_of_bin(const ChannelBlock<const T>& in, int64_t h0,
 }
 
 // The bins of one RoI on a channel block, with `s` sized (pool_roi_forward).
-template <typename T, typename Index, bool Dense>
+template <typename T, typename A, typename Index, bool Dense>
 CYROI_SIMD_CLONES void pool_bins_forward(const ChannelBlock<const T>& in, const T* box,
                                          const PoolParams<T>& p, int64_t height, int64_t width,
                                          int64_t k, int64_t c0, const Pooled<T>& out,
-                                         const Pooled<int64_t>& argmax, PoolScratch<T>& s,
+                                         const Pooled<A>& argmax, PoolScratch<T, A>& s,
                                          Index* where, const Prefetch& next) {
   const PoolBox<T> b = pool_box(box, p.scale, p.pooled_h, p.pooled_w, (int64_t)1);
   const int64_t channels = in.width;
@@ -62,24 +64,24 @@ CYROI_SIMD_CLONES void pool_bins_forward(const ChannelBlock<const T>& in, const 
       pool_bin(b.bin_w, b.start_x, pw, width, &w0, &w1);
       const int64_t at = (ph * p.pooled_w + pw) * channels;
       T* o = staged ? s.staged.data() + at : &out.at(k, c0, ph, pw);
-      int64_t* a = !argmax.data ? nullptr
+      A* a = !argmax.data ? nullptr
                    : staged     ? s.staged_where.data() + at
                                 : &argmax.at(k, c0, ph, pw);
       const bool empty = h1 <= h0 || w1 <= w0;
       if (!empty) max_of_bin<T, Index, Dense>(in, h0, h1, w0, w1, width, best, where);
       for (int64_t c = 0; c < channels; ++c) o[c * out_sc] = empty ? (T)0 : best[c];
       if (a)
-        for (int64_t c = 0; c < channels; ++c) a[c * argmax_sc] = empty ? -1 : (int64_t)where[c];
+        for (int64_t c = 0; c < channels; ++c) a[c * argmax_sc] = empty ? (A)-1 : (A)where[c];
     }
   }
   if (staged) store_bins(s.staged.data(), channels, out, k, c0);
   if (staged && argmax.data) store_bins(s.staged_where.data(), channels, argmax, k, c0);
 }
 
-template <typename T, typename Index, bool Dense>
+template <typename T, typename A, typename Index, bool Dense>
 void pool_roi_forward(const ChannelBlock<const T>& in, const T* box, const PoolParams<T>& p,
                       int64_t height, int64_t width, int64_t k, int64_t c0, const Pooled<T>& out,
-                      const Pooled<int64_t>& argmax, PoolScratch<T>& s,
+                      const Pooled<A>& argmax, PoolScratch<T, A>& s,
                       std::vector<Index>& where, const Prefetch& next) {
   const int64_t channels = in.width, bins = p.pooled_h * p.pooled_w;
   s.best.resize(channels);
@@ -87,7 +89,7 @@ void pool_roi_forward(const ChannelBlock<const T>& in, const T* box, const PoolP
   const bool staged = staged_forward(out, channels);
   if (staged) s.staged.resize(bins * channels);
   if (staged && argmax.data) s.staged_where.resize(bins * channels);
-  pool_bins_forward<T, Index, Dense>(in, box, p, height, width, k, c0, out, argmax, s,
+  pool_bins_forward<T, A, Index, Dense>(in, box, p, height, width, k, c0, out, argmax, s,
                                      where.data(), next);
 }
 
@@ -104,34 +106,34 @@ double pool_reads_per_channel(const T* boxes, int64_t rois, const PoolParams<T>&
   return reads;
 }
 
-template <typename T>
+template <typename T, typename A>
 void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, int64_t rois,
-                      const PoolParams<T>& p, const Pooled<T>& out,
-                      const Pooled<int64_t>& argmax, int threads) {
+                      const PoolParams<T>& p, const Pooled<T>& out, const Pooled<A>& argmax,
+                      int threads) {
   const double reads = pool_reads_per_channel(boxes, rois, p, f.H, f.W);
   const bool narrow = sizeof(LaneIndex<T>) == 8 || f.H * f.W <= INT32_MAX;
   ImageGroups groups(batch, rois, f.N);
   groups.by_position(boxes, (double)p.scale);
-  forward_blocks<T, PoolScratch<T>>(
+  forward_blocks<T, PoolScratch<T, A>>(
       f, batch, rois, groups, worth_channels_last(f, reads), threads, reads * (double)f.C, out,
       argmax,
       [&](const ChannelBlock<const T>& in, int64_t k, int64_t next, int64_t c0,
-          PoolScratch<T>& s) {
+          PoolScratch<T, A>& s) {
         const T* box = boxes + 4 * k;
         const Prefetch next_out = next_written(out, next, c0, in.width);
         const bool dense = in.sc == 1 || in.width == 1;
         if (!narrow && dense)
-          pool_roi_forward<T, int64_t, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
-                                             s.wide_where, next_out);
+          pool_roi_forward<T, A, int64_t, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
+                                                s.wide_where, next_out);
         else if (!narrow)
-          pool_roi_forward<T, int64_t, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
-                                              s.wide_where, next_out);
+          pool_roi_forward<T, A, int64_t, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
+                                                 s.wide_where, next_out);
         else if (dense)
-          pool_roi_forward<T, LaneIndex<T>, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
-                                                  s.where, next_out);
+          pool_roi_forward<T, A, LaneIndex<T>, true>(in, box, p, f.H, f.W, k, c0, out, argmax,
+                                                     s, s.where, next_out);
         else
-          pool_roi_forward<T, LaneIndex<T>, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s,
-                                                   s.where, next_out);
+          pool_roi_forward<T, A, LaneIndex<T>, false>(in, box, p, f.H, f.W, k, c0, out, argmax,
+                                                      s, s.where, next_out);
       });
 }
 
@@ -142,10 +144,10 @@ void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, in
 // time); NHWC loads the RoI's gradients and argmax first (load_bins), then
 // runs bin by bin over adjacent channels. Each element sums in RoI then bin
 // order.
-template <typename T>
+template <typename T, typename A>
 void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width,
-                       const Pooled<T>& grad_out, const Pooled<int64_t>& argmax, int64_t k,
-                       int64_t next, int64_t c0, PoolScratch<T>& s) {
+                       const Pooled<T>& grad_out, const Pooled<A>& argmax, int64_t k,
+                       int64_t next, int64_t c0, PoolScratch<T, A>& s) {
   const int64_t plane_size = height * width, channels = out.width;
   const int64_t bins = grad_out.PH * grad_out.PW;
   const int64_t sh = out.sh, sw = out.sw;
@@ -164,7 +166,7 @@ void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width
       next_argmax.part(c, channels);
       T* plane = out.data + c * out.sc;
       const T* g = &grad_out.at(k, c0 + c, 0, 0);
-      const int64_t* a = &argmax.at(k, c0 + c, 0, 0);
+      const A* a = &argmax.at(k, c0 + c, 0, 0);
       for (int64_t ph = 0; ph < grad_out.PH; ++ph)
         for (int64_t pw = 0; pw < grad_out.PW; ++pw)
           add(plane, a[ph * argmax.s.h + pw * argmax.s.w],
@@ -181,13 +183,14 @@ void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width
       add(out.data + c * out.sc, s.staged_where[b * channels + c], s.staged[b * channels + c]);
 }
 
-template <typename T>
+template <typename T, typename A>
 void roi_pool_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const int64_t* batch,
-                       const Pooled<int64_t>& argmax, bool zero_first, int threads) {
+                       const Pooled<A>& argmax, bool zero_first, int threads) {
   const double work = (double)grad_out.K * grad_out.C * grad_out.PH * grad_out.PW;
-  backward_blocks<T, PoolScratch<T>>(
+  backward_blocks<T, PoolScratch<T, A>>(
       grad, batch, grad_out.K, false, zero_first, threads, work,
-      [&](const ChannelBlock<T>& out, int64_t k, int64_t next, int64_t c0, PoolScratch<T>& s) {
+      [&](const ChannelBlock<T>& out, int64_t k, int64_t next, int64_t c0,
+          PoolScratch<T, A>& s) {
         pool_roi_backward(out, grad.H, grad.W, grad_out, argmax, k, next, c0, s);
       });
 }

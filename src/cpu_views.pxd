@@ -2,7 +2,7 @@
 # Cython drivers. Memoryviews only, no NumPy C-API, so one build serves
 # NumPy 1 and 2. nogil, so a driver can make them in its call of a loop.
 cimport cython
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 
 from cpu_loops cimport Maps, Pooled, RoisByImage, Strides4
 
@@ -10,10 +10,16 @@ ctypedef fused real:
     float
     double
 
+# roi_pool's argmax: int32 (torchvision's), int64 past 2^31 - 1 pixels.
+ctypedef fused pool_index:
+    int32_t
+    int64_t
+
 # What a pooled array holds: results, or argmax indices.
 ctypedef fused element:
     float
     double
+    int32_t
     int64_t
 
 
@@ -45,15 +51,6 @@ cdef inline Maps[real] as_maps(const real[:, :, :, :] a) noexcept nogil:
     cdef Maps[real] m
     m.data, m.N, m.C, m.H, m.W, m.s = v.data, v.K, v.C, v.PH, v.PW, v.s
     return m
-
-
-cdef inline Pooled[int64_t] as_indices(const int64_t[:, :, :, :] a):
-    """An argmax array's view; data NULL for None (no argmax)."""
-    cdef Pooled[int64_t] m
-    if a is None:
-        m.data = NULL
-        return m
-    return as_pooled(a)
 
 
 @cython.boundscheck(False)

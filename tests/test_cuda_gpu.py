@@ -77,13 +77,15 @@ def test_roi_pool_on_cupy(problem, dtype, layout, deterministic):
                                  layout=layout, return_argmax=True)
     np.testing.assert_array_equal(from_layout(out.get(), layout), expected)
     np.testing.assert_array_equal(from_layout(argmax.get(), layout), expected_argmax)
+    assert argmax.dtype == np.int32
 
     g = np.random.default_rng(len(rois)).standard_normal(expected.shape).astype(dtype)
-    grad = cyroi.roi_pool_backward(cupy.asarray(to_layout(g, layout)), cupy.asarray(r), argmax,
-                                   to_layout(x, layout).shape, layout=layout,
-                                   deterministic=deterministic)
     want = reference.roi_pool_backward(g, r, x.shape, size, scale, expected_argmax, dtype=dtype)
-    np.testing.assert_allclose(from_layout(grad.get(), layout), want, **TOLERANCE[dtype])
+    for index in (np.int32, np.int64):
+        grad = cyroi.roi_pool_backward(cupy.asarray(to_layout(g, layout)), cupy.asarray(r),
+                                       argmax.astype(index), to_layout(x, layout).shape,
+                                       layout=layout, deterministic=deterministic)
+        np.testing.assert_allclose(from_layout(grad.get(), layout), want, **TOLERANCE[dtype])
 
 
 def crowded_problem(seed=0, n=2, c=16, h=24, w=32, k=300):

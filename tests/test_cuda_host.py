@@ -154,12 +154,13 @@ def test_roi_pool_kernels_match_the_reference(on_host, problem, dtype, layout, t
     out, argmax = on_host.roi_pool_forward(to_layout(x, layout), boxes, batch, size, scale, layout)
     np.testing.assert_array_equal(from_layout(out, layout), expected)
     np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)
+    assert argmax.dtype == np.int32
 
     g = np.random.default_rng(len(rois)).standard_normal(expected.shape).astype(dtype)
     want = reference.roi_pool_backward(g, r, x.shape, size, scale, expected_argmax, dtype=dtype)
-    for deterministic in (False, True):
-        grad = on_host.roi_pool_backward(to_layout(g, layout), batch, argmax, x.shape, layout,
-                                         deterministic)
+    for deterministic, index in ((False, np.int32), (True, np.int32), (False, np.int64)):
+        grad = on_host.roi_pool_backward(to_layout(g, layout), batch, argmax.astype(index),
+                                         x.shape, layout, deterministic)
         if deterministic:
             np.testing.assert_allclose(from_layout(grad, layout), want, rtol=0,
                                        atol=fixed_point_tolerance(g, len(r) * size[0] * size[1]))
@@ -233,9 +234,11 @@ def test_hand_made_argmax_outside_the_grid_is_ignored(on_host):
         argmax = np.full((1, 1, 1, 1), bad, np.int64)
         assert not on_host.roi_align_backward(g, boxes, batch, x.shape, 1.0, 2, False, "max",
                                               argmax, "NCHW").any()
-    for bad in (-5, 16, 10**12):  # the plane has elements 0..15
-        argmax = np.full((1, 1, 1, 1), bad, np.int64)
-        assert not on_host.roi_pool_backward(g, batch, argmax, x.shape, "NCHW").any()
+    for bad in (-5, 16, 10**12, 2**32 + 5):  # the plane has elements 0..15
+        for index in (np.int32, np.int64):
+            if np.iinfo(index).min <= bad <= np.iinfo(index).max:
+                argmax = np.full((1, 1, 1, 1), bad, index)
+                assert not on_host.roi_pool_backward(g, batch, argmax, x.shape, "NCHW").any()
 
 
 @pytest.mark.parametrize("deterministic", [False, True])

@@ -83,8 +83,8 @@ def test_last_image_of_a_batch_past_2_31_elements():
 
 def test_argmax_past_2_31_in_one_plane():
     """One (H, W) plane of more than 2^31 elements: roi_pool's argmax h*W + w
-    passes 2^31 and must come back exact as int64, and the backward must add
-    the gradient there."""
+    passes 2^31 and must come back exact as int64 (not torchvision's int32),
+    and the backward must add the gradient there."""
     W = 2**16
     H = ELEMENTS // W
     before = rss()
@@ -103,6 +103,7 @@ def test_argmax_past_2_31_in_one_plane():
     rows, cols = np.divmod(want_argmax, 8)
     expected = (rows + H - 8) * W + cols + W - 8
     assert expected.min() > 2**31
+    assert argmax.dtype == np.int64
     np.testing.assert_array_equal(argmax, expected)
     g = np.arange(1, out.size + 1, dtype=np.float32).reshape(out.shape)
     grad = cyroi.roi_pool_backward(g, rois, argmax, features.shape)

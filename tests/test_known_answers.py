@@ -16,6 +16,7 @@ def test_roi_pool_spec_example(dtype):
     assert out.dtype == dtype
     np.testing.assert_array_equal(out[:, 0], [[[5, 6], [9, 10]], [[9, 11], [13, 15]]])
     np.testing.assert_array_equal(argmax[:, 0], [[[5, 6], [9, 10]], [[9, 11], [13, 15]]])
+    assert argmax.dtype == np.int32  # torchvision's
 
 
 def seven_by_seven():

@@ -97,24 +97,33 @@ __global__ void roi_align_backward(const T* grad_output, const int64_t* argmax,
   }
 }
 
+// roi_pool's argmax: int32, or int64 where wide_argmax (maps of more than
+// 2^31 - 1 pixels; cyroi._checks.pool_argmax_dtype).
+__device__ inline int64_t pool_argmax_at(const void* argmax, int wide_argmax, int64_t i) {
+  return wide_argmax ? ((const int64_t*)argmax)[i] : (int64_t)((const int*)argmax)[i];
+}
+
 template <typename T, typename Acc>
 __global__ void roi_pool_forward(const T* features, int64_t N, int64_t C, int64_t H, int64_t W,
                                  int64_t sn, int64_t sc, int64_t sh, int64_t sw,
                                  const Acc* boxes, const int64_t* batch, int64_t K, int64_t PH,
                                  int64_t PW, Acc scale, int channels_last, T* out,
-                                 int64_t* argmax) {
+                                 void* argmax, int wide_argmax) {
   const View4 f = {N, C, H, W, sn, sc, sh, sw};
   const int64_t total = K * C * PH * PW;
   for (int64_t i = first_index(); i < total; i += index_stride()) {
     int64_t where;
     const PooledIndex e = pooled_index(i, C, PH, PW, channels_last != 0);
     out[i] = (T)roi_pool_element<T, Acc>(features, f, boxes, batch, scale, PH, PW, e, &where);
-    argmax[i] = where;
+    if (wide_argmax)
+      ((int64_t*)argmax)[i] = where;
+    else
+      ((int*)argmax)[i] = (int)where;
   }
 }
 
 template <typename T, typename Acc>
-__global__ void roi_pool_backward(const T* grad_output, const int64_t* argmax,
+__global__ void roi_pool_backward(const T* grad_output, const void* argmax, int wide_argmax,
                                   const int64_t* batch, int64_t K, int64_t PH, int64_t PW,
                                   int channels_last, int64_t N, int64_t C, int64_t H, int64_t W,
                                   int64_t sn, int64_t sc, int64_t sh, int64_t sw, Acc* grad,
@@ -124,7 +133,7 @@ __global__ void roi_pool_backward(const T* grad_output, const int64_t* argmax,
   for (int64_t i = first_index(); i < total; i += index_stride()) {
     const PooledIndex e = pooled_index(i, C, PH, PW, channels_last != 0);
     const Acc g = (Acc)grad_output[i];
-    const int64_t where = argmax[i];
+    const int64_t where = pool_argmax_at(argmax, wide_argmax, i);
     scatter_into(grad, counts, max_exponent, K * PH * PW, [&](auto& sink) {
       roi_pool_scatter(g, where, v, batch, e, sink);
     });

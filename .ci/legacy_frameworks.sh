@@ -26,5 +26,6 @@ export PYTHONPATH=$PWD
 "$venv/bin/python" -c "import numpy, mxnet, chainer, cyroi._cpu_ext as ext; print(
     f'numpy {numpy.__version__}, mxnet {mxnet.__version__}, chainer {chainer.__version__}, '
     f'cyroi extension {ext.__file__}')"
-"$venv/bin/python" -m pytest -p no:cacheprovider -ra \
+# -o addopts=: these 51 tests take seconds; no pytest-xdist workers here.
+"$venv/bin/python" -m pytest -p no:cacheprovider -ra -o addopts= \
     tests/test_adapter_chainer.py tests/test_adapter_mxnet.py tests/test_adapter_mxnet_family.py

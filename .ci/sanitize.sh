@@ -17,7 +17,7 @@ cd "$scratch"
 
 python3 -m venv venv
 . venv/bin/activate
-pip install -q "numpy>=1.21" "Cython>=3.0" setuptools wheel pytest hypothesis
+pip install -q "numpy>=1.21" "Cython>=3.0" setuptools wheel pytest pytest-xdist hypothesis
 
 # -O3 as in a release build, so the sanitizers see the code users run.
 CYROI_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g" \

@@ -24,12 +24,12 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from cpu import cyroi_ops, workload_inputs  # noqa: E402
+from timing import paired  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
 
@@ -46,22 +46,6 @@ def import_build(build, tag, root):
         shutil.copy(module, package)
     sys.path.insert(0, root)
     return importlib.import_module(f"cyroi_{tag}")
-
-
-def paired(call_a, call_b, pairs):
-    """(median ms of a, of b, sorted per-pair ratios b / a)."""
-    for _ in range(2):
-        call_a()
-        call_b()
-    times_a, times_b = [], []
-    order = ((call_a, times_a), (call_b, times_b))
-    for i in range(pairs):
-        for call, times in order if i % 2 == 0 else order[::-1]:
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
-    ratios = sorted(b / a for a, b in zip(times_a, times_b))
-    return statistics.median(times_a) * 1e3, statistics.median(times_b) * 1e3, ratios
 
 
 def main():

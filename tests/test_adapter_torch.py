@@ -81,6 +81,29 @@ def test_roi_pool_matches_reference(case):
         x.grad.numpy(), reference.roi_pool_backward(g, ROIS, FEATURES.shape, size, scale, argmax))
 
 
+@pytest.mark.parametrize("op", ["roi_align", "roi_pool"])
+def test_channels_last_tensors_read_in_place(op):
+    """torch.channels_last features (NCHW shape, channels adjacent) give the
+    reference's numbers and gradients, as contiguous ones do."""
+    x, rois = tensors()
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert x.stride()[1] == 1
+    size, scale = (3, 2), 0.5
+    if op == "roi_align":
+        out = ct.roi_align(x, rois, size, scale, 2, True)
+        expected, _ = reference.roi_align(FEATURES, ROIS, size, scale, 2, True, "avg")
+    else:
+        out = ct.roi_pool(x, rois, size, scale)
+        expected, argmax = reference.roi_pool(FEATURES, ROIS, size, scale)
+    np.testing.assert_array_equal(out.detach().numpy(), expected)
+    g = np.random.default_rng(3).standard_normal(expected.shape)
+    out.backward(torch.tensor(g))
+    want = (reference.roi_align_backward(g, ROIS, FEATURES.shape, size, scale, 2, True)
+            if op == "roi_align"
+            else reference.roi_pool_backward(g, ROIS, FEATURES.shape, size, scale, argmax))
+    np.testing.assert_array_equal(x.grad.numpy(), want)
+
+
 def test_list_of_boxes_equals_roi_table():
     x, rois = tensors()
     per_image = [rois[rois[:, 0] == i, 1:] for i in range(2)]

@@ -163,7 +163,8 @@ def roi_pool(features, rois, output_size, spatial_scale=1.0, *, layout="NCHW",
     scale = _checks.spatial_scale(spatial_scale)
     call = _Call(features, rois, batch_indices, layout, validate)
     out, argmax = call.engine.roi_pool_forward(call.features, call.boxes, call.batch, size,
-                                               scale, layout, return_argmax)
+                                               scale, layout, return_argmax,
+                                               _checks.pool_argmax_dtype(*call.shape[2:]))
     if return_argmax:
         return call.backend.restore(out), call.backend.restore(argmax)
     return call.backend.restore(out)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from . import _checks, _cpu_ext, _cpu_family, _memory
+from . import _cpu_ext, _cpu_family, _memory
 from ._arrays import aligned_array
 from ._threads import get_num_threads
 
@@ -116,10 +116,9 @@ def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, 
     return grad.astype(grad_output.dtype, copy=False)
 
 
-def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax):
-    h, w = features.shape[2:] if layout == "NCHW" else features.shape[1:3]
+def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax, index):
     return _forward_with_argmax(_cpu_ext.roi_pool_forward, features, boxes, batch, size, layout,
-                                want_argmax, _checks.pool_argmax_dtype(h, w), scale)
+                                want_argmax, index, scale)
 
 
 def roi_pool_backward(grad_output, batch, argmax, shape, layout, deterministic=False):

@@ -19,8 +19,6 @@ import sys
 
 import numpy as np
 
-from ._checks import pool_argmax_dtype
-
 KERNEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
 KERNEL_FILE = "roi_ops.cu"
 KERNELS = ("roi_align_forward", "roi_align_backward", "roi_pool_forward", "roi_pool_backward",
@@ -297,14 +295,15 @@ def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, 
         return grad.result()
 
 
-def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax=True):
+def roi_pool_forward(features, boxes, batch, size, scale, layout, want_argmax, index):
     # The kernel writes the argmax either way; want_argmax matters to the CPU.
+    # index: the argmax's dtype, int32 or int64 (_checks.pool_argmax_dtype).
     xp = _array_module(features)
     view = _view(features, layout)
     acc = compute_dtype(features.dtype).type
     with _on_device(features) as launch:
         out = xp.empty(_pooled_shape(len(boxes), int(view[1]), size, layout), features.dtype)
-        argmax = xp.empty(out.shape, pool_argmax_dtype(int(view[2]), int(view[3])))
+        argmax = xp.empty(out.shape, index)
         launch("roi_pool_forward", out.size, features, *view, boxes, batch, np.int64(len(boxes)),
                *map(np.int64, size), acc(scale), *_flags(layout == "NHWC"), out, argmax,
                *_flags(argmax.dtype.itemsize == 8))

@@ -151,10 +151,12 @@ def test_roi_pool_kernels_match_the_reference(on_host, problem, dtype, layout, t
     r = rois.astype(dtype)
     boxes, batch = split_rois(r, dtype)
     expected, expected_argmax = reference.roi_pool(x, r, size, scale, dtype=dtype)
-    out, argmax = on_host.roi_pool_forward(to_layout(x, layout), boxes, batch, size, scale, layout)
-    np.testing.assert_array_equal(from_layout(out, layout), expected)
-    np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)
-    assert argmax.dtype == np.int32
+    for index in (np.int32, np.int64):  # the kernel writes either (wide_argmax)
+        out, argmax = on_host.roi_pool_forward(to_layout(x, layout), boxes, batch, size, scale,
+                                               layout, True, index)
+        np.testing.assert_array_equal(from_layout(out, layout), expected)
+        np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)
+        assert argmax.dtype == index
 
     g = np.random.default_rng(len(rois)).standard_normal(expected.shape).astype(dtype)
     want = reference.roi_pool_backward(g, r, x.shape, size, scale, expected_argmax, dtype=dtype)
@@ -183,7 +185,7 @@ def test_strided_features_are_read_through_their_strides(on_host, dtype):
         copy, _ = on_host.roi_align_forward(np.ascontiguousarray(view), boxes, batch, (3, 2),
                                             0.5, 2, True, mode, "NCHW", False)
         np.testing.assert_array_equal(out, copy)
-    out, _ = on_host.roi_pool_forward(view, boxes, batch, (3, 2), 0.5, "NCHW")
+    out, _ = on_host.roi_pool_forward(view, boxes, batch, (3, 2), 0.5, "NCHW", False, np.int32)
     np.testing.assert_array_equal(out, reference.roi_pool(np.ascontiguousarray(view), rois,
                                                           (3, 2), 0.5, dtype=dtype)[0])
 
@@ -219,7 +221,7 @@ def test_rois_of_missing_images_read_and_write_nothing(on_host):
         g = np.ones_like(out)
         assert not on_host.roi_align_backward(g, boxes, batch, x.shape, 1.0, -1, False, mode,
                                               argmax, "NCHW").any()
-    out, argmax = on_host.roi_pool_forward(x, boxes, batch, (2, 2), 1.0, "NCHW")
+    out, argmax = on_host.roi_pool_forward(x, boxes, batch, (2, 2), 1.0, "NCHW", True, np.int32)
     assert not out.any() and (argmax == -1).all()
     hand_made = np.full(argmax.shape, 7, np.int64)
     assert not on_host.roi_pool_backward(np.ones_like(out), batch, hand_made, x.shape,

@@ -156,3 +156,33 @@ def test_wide_channel_blocks(channels, layout, threads, restore_threads):
     assert_same(from_layout(grad, layout),
                 reference.roi_pool_backward(g, r, x.shape, (3, 4), 1.0, expected_argmax,
                                             dtype=np.float32))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_map_copied_channels_last_in_stretches(dtype, threads, restore_threads):
+    """NCHW maps that the loops copy channels-last (many reads per pixel):
+    this one has more pixels than a stretch of the copy (cpu_common.h
+    kStretchBytes) and a channel count that is not a whole number of SIMD
+    chunks, so the copy and the gradient's store go stretch by stretch with
+    a partial last chunk."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 37, 97, 101)).astype(dtype)
+    corner = rng.uniform(-5, 40, (8, 2))
+    r = np.column_stack([np.zeros(8), corner, corner + rng.uniform(50, 70, (8, 2))]).astype(dtype)
+    g = rng.standard_normal((8, 37, 7, 7)).astype(dtype)
+    cyroi.set_num_threads(threads)
+
+    out, argmax = cyroi.roi_align(x, r, 7, 1.0, -1, True, "max", return_argmax=True)
+    expected, expected_argmax = reference.roi_align(x, r, (7, 7), 1.0, -1, True, "max", dtype=dtype)
+    assert_same(out, expected)
+    np.testing.assert_array_equal(argmax, expected_argmax)
+    assert_same(cyroi.roi_align(x, r, 7, 1.0, -1, True), reference.roi_align(
+        x, r, (7, 7), 1.0, -1, True, dtype=dtype)[0])
+    assert_same(cyroi.roi_align_backward(g, r, x.shape, 1.0, -1, True),
+                reference.roi_align_backward(g, r, x.shape, (7, 7), 1.0, -1, True, dtype=dtype))
+
+    out, argmax = cyroi.roi_pool(x, r, 7, 1.0, return_argmax=True)
+    expected, expected_argmax = reference.roi_pool(x, r, (7, 7), 1.0, dtype=dtype)
+    assert_same(out, expected)
+    np.testing.assert_array_equal(argmax, expected_argmax)

@@ -7,12 +7,13 @@ is worth, on a machine too noisy for separate runs to show it.
     python bench/ab.py /tmp/a /tmp/b frcnn_head:align_fwd:base:2 mask_head:pool_bwd:nhwc:1
 
 Each build's compiled modules join a copy of the checkout's cyroi package
-under a name of its own (cyroi_a, cyroi_b); both are imported here and
-their calls alternate, a then b then b then a. Each line gives the median
-time of either build and the median of the per-pair ratios B/A with its
-quartiles: a slow spell of a shared machine falls on both calls of a pair,
-so a few percent stand out of noise that moves the medians of separate runs
-by 20-40%. (Against another library the same pairing misleads, each side
+(a build that is a whole cyroi folder, e.g. of a `git worktree` at the last
+commit, comes with its own Python side) under a name of its own (cyroi_a,
+cyroi_b); both are imported here and their calls alternate, a then b then
+b then a. Each line gives the median time of either build and the median
+of the per-pair ratios B/A with its quartiles: a slow spell of a shared
+machine falls on both calls of a pair, so a few percent stand out of noise
+that moves the medians of separate runs by 20-40%. (Against another library the same pairing misleads, each side
 running right after the other's thread pool: bench/cpu.py times peers in
 blocks.) A spec is workload:op:variant:threads with op and variant as in
 bench/cpu.py (align_fwd, ..., pool_bwd; base, max, nhwc, f64).
@@ -34,10 +35,12 @@ from workloads import WORKLOADS  # noqa: E402
 
 
 def import_build(build, tag, root):
-    """The checkout's cyroi package with the compiled modules of `build`,
-    imported as cyroi_<tag>."""
+    """The checkout's cyroi package with the compiled modules of `build`, or
+    `build` itself where it is a whole cyroi package (a change to the Python
+    side too), imported as cyroi_<tag>."""
     package = Path(root) / f"cyroi_{tag}"
-    shutil.copytree(HERE.parent / "cyroi", package,
+    whole = (Path(build) / "__init__.py").exists()
+    shutil.copytree(Path(build) if whole else HERE.parent / "cyroi", package,
                     ignore=shutil.ignore_patterns("*.so", "__pycache__"))
     modules = glob.glob(str(Path(build) / "*.so"))
     if not modules:

@@ -598,7 +598,11 @@ void backward_blocks(const Maps<T>& grad, const int64_t* batch, int64_t rois, bo
   const int64_t widest = channels_last     ? copied
                          : grad.s.c == 1   ? kWidestBlock
                                            : block_width<T>(grad, kScatterBytes);
-  const int64_t width = channel_block<T>(grad.C, 1, threads, widest);  // as forward_blocks
+  // Threads share each image's channels as in forward_blocks, except on an
+  // NHWC map in place with an image for each thread: fewer than all of its
+  // channels take a dense copy (below; mask_head NHWC, 2 images: 2x the time).
+  const bool in_place_nhwc = grad.s.c == 1 && !channels_last;
+  const int64_t width = channel_block<T>(grad.C, in_place_nhwc ? grad.N : 1, threads, widest);
   const int64_t blocks = (grad.C + width - 1) / width;
   // A block of some of an NHWC map's channels is scattered into a dense copy
   // as well: in place its pixels lie C channels apart (many_rois at 2

@@ -31,7 +31,8 @@ class Op:
     adapters that must fail before any array exists (JAX tracing).
     pooled_channels(C, (PH, PW)): the output's channel count.
     box_columns: numbers per box after the batch index (4, or 5 rotated).
-    argmax_dtype(H, W): the kept argmax's dtype for maps of H x W pixels."""
+    argmax_dtype(H, W, params): the kept argmax's dtype for maps of H x W
+    pixels."""
     name: str
     params: Tuple[Tuple[str, type], ...]
     forward: Callable
@@ -40,7 +41,7 @@ class Op:
     check: Callable
     pooled_channels: Callable = same_channels
     box_columns: int = 4
-    argmax_dtype: Callable = lambda height, width: np.dtype(np.int64)
+    argmax_dtype: Callable = lambda height, width, params: np.dtype(np.int64)
 
     def pooled_shape(self, features_shape, num_rois, output_size, layout="NCHW"):
         """Shape of the output for `num_rois` RoIs of features_shape."""
@@ -88,13 +89,15 @@ ROI_ALIGN = Op(
     "roi_align",
     params=(("spatial_scale", float), ("sampling_ratio", int), ("aligned", bool), ("mode", str)),
     forward=_roi_align_forward, backward=_roi_align_backward,
-    keeps_argmax=lambda params: params["mode"] == "max", check=_check_align)
+    keeps_argmax=lambda params: params["mode"] == "max", check=_check_align,
+    argmax_dtype=lambda height, width, params: _checks.align_argmax_dtype(
+        _checks.sampling_ratio(params["sampling_ratio"])))
 
 ROI_POOL = Op(
     "roi_pool", params=(("spatial_scale", float),),
     forward=_roi_pool_forward, backward=_roi_pool_backward,
     keeps_argmax=lambda params: True, check=_check_pool,
-    argmax_dtype=_checks.pool_argmax_dtype)
+    argmax_dtype=lambda height, width, params: _checks.pool_argmax_dtype(height, width))
 
 
 def _ps_channels(channels, output_size):

@@ -73,17 +73,16 @@ def _forward_features(call, features):
 
 
 # Argmax dtypes the backward loops take as they are.
-_ALIGN_ARGMAX = (np.dtype(np.int64),)
-_POOL_ARGMAX = (np.dtype(np.int32), np.dtype(np.int64))
+_ARGMAX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
 
-def _argmax_indices(argmax, call, size, kept):
-    """A backward's argmax as integers the engines take: as it came if its
-    dtype is in `kept`, else converted to int64."""
+def _argmax_indices(argmax, call, size):
+    """A backward's argmax as integers the engines take: as it came if int32
+    or int64, else converted to int64."""
     argmax = call.import_pooled(argmax, "argmax", size)
     if argmax.dtype.kind not in "iu":
         raise TypeError(f"argmax must be integers; got dtype {argmax.dtype}")
-    if argmax.dtype in kept:  # native byte order only: '>i8' != '<i8'
+    if argmax.dtype in _ARGMAX_DTYPES:  # native byte order only: '>i8' != '<i8'
         return argmax
     return argmax.astype(np.int64)
 
@@ -97,7 +96,9 @@ def roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1,
     features: (N, C, H, W) or (N, H, W, C) with layout="NHWC"; rois: (K, 5)
     [batch_index, x1, y1, x2, y2], a list of per-image (K_i, 4) boxes, or
     (K, 4) boxes with batch_indices. Returns (K, C, PH, PW) (or (K, PH, PW, C)),
-    plus the winning sample index per bin when return_argmax=True (mode "max").
+    plus the winning sample index per bin when return_argmax=True (mode "max"):
+    iy * gw + ix in the bin's gh x gw sample grid, int32 for a fixed
+    sampling_ratio (int64 past 46340), int64 for the adaptive grid.
     """
     size = _checks.output_size(output_size)
     scale = _checks.spatial_scale(spatial_scale)
@@ -108,7 +109,7 @@ def roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1,
     call = _Call(features, rois, batch_indices, layout, validate)
     out, argmax = call.engine.roi_align_forward(call.features, call.boxes, call.batch, size,
                                                 scale, ratio, bool(aligned), mode, layout,
-                                                return_argmax)
+                                                return_argmax, _checks.align_argmax_dtype(ratio))
     if return_argmax:
         return call.backend.restore(out), call.backend.restore(argmax)
     return call.backend.restore(out)
@@ -140,7 +141,7 @@ def roi_align_backward(grad_output, rois, input_shape, spatial_scale=1.0, sampli
         if argmax is None:
             raise ValueError("mode='max' backward needs argmax= (roi_align(..., "
                              "return_argmax=True) returns it)")
-        argmax = _argmax_indices(argmax, call, size, _ALIGN_ARGMAX)
+        argmax = _argmax_indices(argmax, call, size)
     grad = call.engine.roi_align_backward(grad_out, call.boxes, call.batch, call.shape, scale,
                                           ratio, bool(aligned), mode, argmax, layout,
                                           deterministic=bool(deterministic))
@@ -177,7 +178,7 @@ def roi_pool_backward(grad_output, rois, argmax, input_shape, *, layout="NCHW",
     call = _Call(grad_output, rois, batch_indices, layout, validate, input_shape=input_shape)
     size = call.pooled_size()
     grad_out = call.import_pooled(call.features, "grad_output", size)
-    argmax = _argmax_indices(argmax, call, size, _POOL_ARGMAX)
+    argmax = _argmax_indices(argmax, call, size)
     grad = call.engine.roi_pool_backward(grad_out, call.batch, argmax, call.shape, layout,
                                          deterministic=bool(deterministic))
     return call.backend.restore(grad)

@@ -71,6 +71,15 @@ def pool_argmax_dtype(height, width):
     return np.dtype(np.int32) if height * width <= 2**31 - 1 else np.dtype(np.int64)
 
 
+def align_argmax_dtype(sampling_ratio):
+    """roi_align's (mode "max") argmax dtype: int32 where every index
+    iy * gw + ix of a bin's gh x gw sample grid fits, as a fixed
+    sampling_ratio bounds them (half the bytes for forward to write and
+    backward to read); int64 for adaptive grids, which grow with the box."""
+    fits = 0 < sampling_ratio and sampling_ratio * sampling_ratio <= 2**31 - 1
+    return np.dtype(np.int32) if fits else np.dtype(np.int64)
+
+
 def choice(value, name, allowed):
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")

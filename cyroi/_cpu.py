@@ -97,9 +97,9 @@ def _forward_with_argmax(loop, features, boxes, batch, size, layout, want_argmax
 
 
 def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, aligned, mode,
-                      layout, want_argmax):
+                      layout, want_argmax, index):
     return _forward_with_argmax(_cpu_ext.roi_align_forward, features, boxes, batch, size, layout,
-                                want_argmax, np.int64, scale, sampling_ratio, aligned,
+                                want_argmax, index, scale, sampling_ratio, aligned,
                                 mode == "max")
 
 

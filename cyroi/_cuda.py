@@ -266,16 +266,18 @@ def _gradients(xp, launch, shapes, layout, grad_output, bins, deterministic):
 
 
 def roi_align_forward(features, boxes, batch, size, scale, sampling_ratio, aligned, mode,
-                      layout, want_argmax):
+                      layout, want_argmax, index):
+    # index: the argmax's dtype, int32 or int64 (_checks.align_argmax_dtype).
     xp = _array_module(features)
     view = _view(features, layout)
     acc = compute_dtype(features.dtype).type
     with _on_device(features) as launch:
         out = xp.empty(_pooled_shape(len(boxes), int(view[1]), size, layout), features.dtype)
-        argmax = xp.empty(out.shape, np.int64) if want_argmax and mode == "max" else None
+        argmax = xp.empty(out.shape, index) if want_argmax and mode == "max" else None
         launch("roi_align_forward", out.size, features, *view, boxes, batch,
                np.int64(len(boxes)), *map(np.int64, size), acc(scale), np.int64(sampling_ratio),
-               *_flags(aligned, mode == "max", layout == "NHWC"), out, _pointer(argmax))
+               *_flags(aligned, mode == "max", layout == "NHWC"), out, _pointer(argmax),
+               *_flags(np.dtype(index).itemsize == 8))
     return out, argmax
 
 
@@ -289,7 +291,8 @@ def roi_align_backward(grad_output, boxes, batch, shape, scale, sampling_ratio, 
         sample = xp.ascontiguousarray(argmax) if mode == "max" else None
         grad, = _gradients(xp, launch, [shape], layout, g, len(boxes) * size[0] * size[1],
                            deterministic)
-        launch("roi_align_backward", g.size, g, _pointer(sample), boxes, batch,
+        launch("roi_align_backward", g.size, g, _pointer(sample),
+               *_flags(sample is not None and sample.dtype.itemsize == 8), boxes, batch,
                np.int64(len(boxes)), *map(np.int64, size), acc(scale), np.int64(sampling_ratio),
                *_flags(aligned, mode == "max", layout == "NHWC"), *grad.kernel_args())
         return grad.result()

@@ -67,7 +67,7 @@ def _define(op):
         shape = op.pooled_shape(features.shape, rois.shape[0], tuple(output_size))
         if op.keeps_argmax(params):
             argmax_shape = shape
-            index = getattr(torch, op.argmax_dtype(*features.shape[2:]).name)
+            index = getattr(torch, op.argmax_dtype(*features.shape[2:], params).name)
         else:
             argmax_shape, index = (0,), torch.int64
         return features.new_empty(shape), features.new_empty(argmax_shape, dtype=index)

@@ -148,7 +148,8 @@ def _check_forward(case, out, argmax, status):
             f"output {np.abs(result).max()} beyond max |features| {bound}"
     if argmax is not None:
         limit = family.argmax_limit(values.shape, case.params)
-        assert argmax.dtype == family.argmax_dtype(values.shape), f"argmax dtype {argmax.dtype}"
+        assert argmax.dtype == family.argmax_dtype(values.shape, case.params), \
+            f"argmax dtype {argmax.dtype}"
         assert ((argmax >= -1) & (argmax < limit)).all(), \
             f"argmax out of [-1, {limit}): {argmax.min()}..{argmax.max()}"
     zero = status == "zero"

@@ -122,7 +122,7 @@ class Family:
     # over NaN has no "first maximum", so only safety is checked there.
     defined_for_nonfinite: Callable  # params -> bool
     box_columns: int = 4  # coordinates per RoI after the batch index
-    argmax_dtype: Callable = None  # shape -> the dtype of a forward's argmax
+    argmax_dtype: Callable = None  # (shape, params) -> the dtype of a forward's argmax
     # Features channels for C output channels and output size (PH, PW).
     input_channels: Callable = field(default=lambda C, size: C)
     # (values NCHW, depth) -> features; (spatial_scale, depth) -> scale.

@@ -60,7 +60,10 @@ ROI_ALIGN = Family(
     oracle_work=align_oracle_work,
     # Sample indices iy * gw + ix of a grid of at most (2^31 - 1)^2 samples.
     argmax_limit=lambda shape, p: (2**31 - 1) ** 2,
-    argmax_dtype=lambda shape: np.dtype(np.int64),
+    # int32 where a fixed sampling_ratio keeps a bin's ratio^2 indices below
+    # 2^31; int64 for adaptive grids.
+    argmax_dtype=lambda shape, p: np.dtype(
+        np.int32 if 0 < p["sampling_ratio"] and p["sampling_ratio"] ** 2 < 2**31 else np.int64),
     defined_for_nonfinite=lambda p: p.get("mode") != "max",
     reference_rois_grad=_align_rois_grad,
     rois_grad_agrees=differences_agree,
@@ -94,7 +97,7 @@ ROI_POOL = Family(
     oracle_work=integer_bins_work,
     argmax_limit=lambda shape, p: shape[2] * shape[3],  # h * W + w
     # int32 as torchvision's, unless h * W + w can pass 2^31 - 1.
-    argmax_dtype=lambda shape: np.dtype(np.int32 if shape[2] * shape[3] < 2**31 else np.int64),
+    argmax_dtype=lambda shape, p: np.dtype(np.int32 if shape[2] * shape[3] < 2**31 else np.int64),
     # A strict > scan from the first element: NaN handling is the same scan.
     defined_for_nonfinite=lambda p: True,
 )

@@ -5,7 +5,7 @@ OpenMP threads themselves, and the one-pass RoI scan of cyroi._rois.
 Arrays arrive already validated and allocated by cyroi._cpu (any strides;
 gradients zero-initialised, or zeroed by the loops with zero_first). An
 argmax that is not wanted or not needed comes as an empty array, which the
-loops see as none (None would leave roi_pool's fused index type undecided).
+loops see as none (None would leave the fused index type undecided).
 Typed memoryviews only, no NumPy C-API, so one build serves NumPy 1 and 2.
 The GIL is released while the loops run.
 """
@@ -16,7 +16,7 @@ from cpu_loops cimport (AlignParams, Pooled, roi_align_backward as align_backwar
                         roi_align_forward as align_forward, roi_pool_backward as pool_backward,
                         roi_pool_forward as pool_forward)
 from cpu_params cimport align_params, pool_params
-from cpu_views cimport as_maps, as_pooled, pool_index, real
+from cpu_views cimport as_maps, as_pooled, argmax_index, real
 
 cdef extern from "omp.h":
     int omp_get_max_threads() nogil
@@ -29,9 +29,9 @@ def max_threads():
 
 def roi_align_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
                       const int64_t[::1] batch, real[:, :, :, :] out,
-                      int64_t[:, :, :, :] argmax, double scale, int64_t sampling_ratio,
+                      argmax_index[:, :, :, :] argmax, double scale, int64_t sampling_ratio,
                       bint aligned, bint max_mode, int num_threads):
-    cdef Pooled[int64_t] a = as_pooled(argmax)
+    cdef Pooled[argmax_index] a = as_pooled(argmax)
     cdef AlignParams[real] p = align_params(out, scale, sampling_ratio, aligned, max_mode)
     with nogil:
         align_forward(as_maps(features), &boxes[0, 0], &batch[0], boxes.shape[0], p,
@@ -39,10 +39,10 @@ def roi_align_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
 
 
 def roi_align_backward(const real[:, :, :, :] grad_out, const real[:, ::1] boxes,
-                       const int64_t[::1] batch, const int64_t[:, :, :, :] argmax,
+                       const int64_t[::1] batch, const argmax_index[:, :, :, :] argmax,
                        real[:, :, :, :] grad, bint zero_first, double scale,
                        int64_t sampling_ratio, bint aligned, bint max_mode, int num_threads):
-    cdef Pooled[int64_t] a = as_pooled(argmax)
+    cdef Pooled[argmax_index] a = as_pooled(argmax)
     cdef AlignParams[real] p = align_params(grad_out, scale, sampling_ratio, aligned, max_mode)
     with nogil:
         align_backward(as_maps(grad), as_pooled(grad_out), &boxes[0, 0], &batch[0], p, a,
@@ -51,17 +51,17 @@ def roi_align_backward(const real[:, :, :, :] grad_out, const real[:, ::1] boxes
 
 def roi_pool_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,
                      const int64_t[::1] batch, real[:, :, :, :] out,
-                     pool_index[:, :, :, :] argmax, double scale, int num_threads):
-    cdef Pooled[pool_index] a = as_pooled(argmax)
+                     argmax_index[:, :, :, :] argmax, double scale, int num_threads):
+    cdef Pooled[argmax_index] a = as_pooled(argmax)
     with nogil:
         pool_forward(as_maps(features), &boxes[0, 0], &batch[0], boxes.shape[0],
                      pool_params(out, scale), as_pooled(out), a, num_threads)
 
 
 def roi_pool_backward(const real[:, :, :, :] grad_out, const int64_t[::1] batch,
-                      const pool_index[:, :, :, :] argmax, real[:, :, :, :] grad,
+                      const argmax_index[:, :, :, :] argmax, real[:, :, :, :] grad,
                       bint zero_first, int num_threads):
-    cdef Pooled[pool_index] a = as_pooled(argmax)
+    cdef Pooled[argmax_index] a = as_pooled(argmax)
     with nogil:
         pool_backward(as_maps(grad), as_pooled(grad_out), &batch[0], a, zero_first,
                       num_threads)

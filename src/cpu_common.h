@@ -425,7 +425,7 @@ void store_bins(const T* staged, int64_t width, const Pooled<T>& out, int64_t k,
 // The lines of pooled[k, c0 : c0 + width], requested a part at a time into
 // L2, to be read (backward asks for the next RoI's output gradients while
 // it scatters the current one: many_rois, mask_head 0.87-0.9x the time;
-// asking for the argmax as well slowed frcnn_head's mode "max" by 1.1x) or
+// roi_align's int32 argmax as well, cpu_roi_align.h) or
 // written (forward readies the next RoI's NCHW results, frcnn_head 0.9x).
 struct Prefetch {
   const char* begin = nullptr;

@@ -23,13 +23,14 @@ cdef extern from "cpu_roi_align.h" namespace "cyroi" nogil:
         bint aligned, max_mode
     # except +: the loops allocate (sample tables, channels-last copies); a
     # failure (absurd sampling_ratio) must become MemoryError, not terminate.
-    void roi_align_forward[T](const Maps[T]& f, const T* boxes, const int64_t* batch,
-                              int64_t rois, const AlignParams[T]& p, const Pooled[T]& out,
-                              const Pooled[int64_t]& argmax, int threads) except +
-    void roi_align_backward[T](const Maps[T]& grad, const Pooled[T]& grad_out,
-                               const T* boxes, const int64_t* batch, const AlignParams[T]& p,
-                               const Pooled[int64_t]& argmax, bint zero_first,
-                               int threads) except +
+    # A: the argmax's integer type (int32_t or int64_t).
+    void roi_align_forward[T, A](const Maps[T]& f, const T* boxes, const int64_t* batch,
+                                 int64_t rois, const AlignParams[T]& p, const Pooled[T]& out,
+                                 const Pooled[A]& argmax, int threads) except +
+    void roi_align_backward[T, A](const Maps[T]& grad, const Pooled[T]& grad_out,
+                                  const T* boxes, const int64_t* batch,
+                                  const AlignParams[T]& p, const Pooled[A]& argmax,
+                                  bint zero_first, int threads) except +
 
 cdef extern from "cpu_roi_pool.h" namespace "cyroi" nogil:
     cdef cppclass PoolParams[T]:

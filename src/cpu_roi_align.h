@@ -9,6 +9,8 @@
 #include "../cyroi/kernels/roi_math.h"
 #include "cpu_common.h"
 
+#include <limits>
+
 namespace cyroi {
 
 template <typename T> struct AlignParams {
@@ -120,21 +122,18 @@ template <typename T> struct AlignScratch {
   RoiSamples<T> roi;
   SampleBatch<T> batch;
   std::vector<T> acc, block, staged;
-  std::vector<int64_t> staged_where;
   std::vector<LaneIndex<T>> ordinal, places, loaded;
   std::vector<int64_t> firsts, totals;
   std::vector<int64_t> wide_ordinal;  // float bins of more than 2^31 samples
 
   // Sizes every buffer the bin loops of `roi` use on `channels` channels
   // (with_places: load_places's).
-  void prepare(int64_t channels, int64_t bins, bool with_staged, bool with_staged_where,
-               bool with_places = false) {
+  void prepare(int64_t channels, int64_t bins, bool with_staged, bool with_places = false) {
     acc.resize(channels);
     ordinal.resize(channels);
     if (sizeof(LaneIndex<T>) < 8 && roi.largest_bin() > (double)INT32_MAX)
       wide_ordinal.resize(channels);
     if (with_staged) staged.resize(bins * channels);
-    if (with_staged_where) staged_where.resize(bins * channels);
     if (with_places) {
       places.resize(bins * channels);
       loaded.resize(bins * channels);
@@ -142,6 +141,11 @@ template <typename T> struct AlignScratch {
       totals.resize(bins);
     }
   }
+};
+
+// A: the argmax's integer type, int32_t or int64_t (cyroi._checks.align_argmax_dtype).
+template <typename T, typename A> struct AlignForwardScratch : AlignScratch<T> {
+  std::vector<A> staged_where;
 };
 
 // ---------------------------------------------------------------- forward
@@ -189,10 +193,10 @@ CYROI_ALWAYS_INLINE void average_bin(const ChannelBlock<const T>& in, const BinS
 
 // mode "max": the first maximum over the bin's samples, where the samples
 // outside the map read 0 and the first of them stands for all.
-template <typename T, typename Ordinal, bool Dense>
+template <typename T, typename Ordinal, bool Dense, typename A>
 CYROI_ALWAYS_INLINE void max_bin(const ChannelBlock<const T>& in, const BinSamples<T>& bin,
                                  const AlignBox<T>& box, Ordinal* ordinal, AlignScratch<T>& s,
-                                 T* out, int64_t out_sc, int64_t* where_out, int64_t where_sc) {
+                                 T* out, int64_t out_sc, A* where_out, int64_t where_sc) {
   const int64_t width = in.width, sc = Dense ? 1 : in.sc;
   const int64_t total = bin.size();
   T* best = s.acc.data();
@@ -215,7 +219,7 @@ CYROI_ALWAYS_INLINE void max_bin(const ChannelBlock<const T>& in, const BinSampl
     for (int64_t c = 0; c < width; ++c) out[c * out_sc] = best[c];
     if (where_out)
       for (int64_t c = 0; c < width; ++c)
-        where_out[c * where_sc] = listed ? s.batch.index[ordinal[c]] : bin.index(ordinal[c]);
+        where_out[c * where_sc] = (A)(listed ? s.batch.index[ordinal[c]] : bin.index(ordinal[c]));
     return;
   }
   for (int64_t c = 0; c < width; ++c) {
@@ -226,15 +230,15 @@ CYROI_ALWAYS_INLINE void max_bin(const ChannelBlock<const T>& in, const BinSampl
       where = outside;
     }
     out[c * out_sc] = value;
-    if (where_out) where_out[c * where_sc] = where;
+    if (where_out) where_out[c * where_sc] = (A)where;
   }
 }
 
 // The bins of one RoI on a channel block, with `s` prepared (align_roi_forward).
-template <typename T, bool Dense>
+template <typename T, typename A, bool Dense>
 CYROI_SIMD_CLONES void align_bins_forward(const ChannelBlock<const T>& in, const AlignParams<T>& p,
                                           int64_t k, int64_t c0, const Pooled<T>& out,
-                                          const Pooled<int64_t>& argmax, AlignScratch<T>& s,
+                                          const Pooled<A>& argmax, AlignForwardScratch<T, A>& s,
                                           const Prefetch& next) {
   const int64_t channels = in.width;
   const bool staged = staged_forward(out, channels);
@@ -246,9 +250,9 @@ CYROI_SIMD_CLONES void align_bins_forward(const ChannelBlock<const T>& in, const
       const BinSamples<T> bin(s.roi, ph, pw);
       const int64_t at = (ph * p.pooled_w + pw) * channels;
       T* o = staged ? s.staged.data() + at : &out.at(k, c0, ph, pw);
-      int64_t* a = !argmax.data ? nullptr
-                   : staged     ? s.staged_where.data() + at
-                                : &argmax.at(k, c0, ph, pw);
+      A* a = !argmax.data ? nullptr
+             : staged     ? s.staged_where.data() + at
+                          : &argmax.at(k, c0, ph, pw);
       if (!p.max_mode)
         average_bin<T, Dense>(in, bin, count, s, o, out_sc);
       else if (sizeof(LaneIndex<T>) == 8 || bin.size() <= INT32_MAX)
@@ -263,16 +267,18 @@ CYROI_SIMD_CLONES void align_bins_forward(const ChannelBlock<const T>& in, const
   if (staged && argmax.data) store_bins(s.staged_where.data(), channels, argmax, k, c0);
 }
 
-template <typename T, bool Dense>
+template <typename T, typename A, bool Dense>
 void align_roi_forward(const ChannelBlock<const T>& in, const T* box, const AlignParams<T>& p,
                        int64_t height, int64_t width, int64_t k, int64_t c0,
-                       const Pooled<T>& out, const Pooled<int64_t>& argmax, AlignScratch<T>& s,
-                       int64_t next_k = -1) {
+                       const Pooled<T>& out, const Pooled<A>& argmax,
+                       AlignForwardScratch<T, A>& s, int64_t next_k = -1) {
   s.roi.compute(box, p, height, width);
+  const int64_t bins = p.pooled_h * p.pooled_w;
   const bool staged = staged_forward(out, in.width);
-  s.prepare(in.width, p.pooled_h * p.pooled_w, staged, staged && argmax.data);
-  align_bins_forward<T, Dense>(in, p, k, c0, out, argmax, s,
-                               next_written(out, next_k, c0, in.width));
+  s.prepare(in.width, bins, staged);
+  if (staged && argmax.data) s.staged_where.resize(bins * in.width);
+  align_bins_forward<T, A, Dense>(in, p, k, c0, out, argmax, s,
+                                  next_written(out, next_k, c0, in.width));
 }
 
 // Feature reads per channel a call makes, roughly: what the channels-last
@@ -294,23 +300,25 @@ double align_reads_per_channel(const T* boxes, int64_t rois, const AlignParams<T
   return reads;
 }
 
-template <typename T>
+// A int32_t only where every sample index fits (a fixed sampling_ratio).
+template <typename T, typename A>
 void roi_align_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, int64_t rois,
-                       const AlignParams<T>& p, const Pooled<T>& out,
-                       const Pooled<int64_t>& argmax, int threads) {
+                       const AlignParams<T>& p, const Pooled<T>& out, const Pooled<A>& argmax,
+                       int threads) {
   const double reads = align_reads_per_channel(boxes, rois, p, f.H, f.W);
   ImageGroups groups(batch, rois, f.N);
   groups.by_position(boxes, (double)p.scale);
-  forward_blocks<T, AlignScratch<T>>(
+  forward_blocks<T, AlignForwardScratch<T, A>>(
       f, batch, rois, groups, worth_channels_last(f, reads), threads, reads * (double)f.C, out,
       argmax,
       [&](const ChannelBlock<const T>& in, int64_t k, int64_t next, int64_t c0,
-          AlignScratch<T>& s) {
+          AlignForwardScratch<T, A>& s) {
         if (in.sc == 1 || in.width == 1)
-          align_roi_forward<T, true>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s, next);
+          align_roi_forward<T, A, true>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s,
+                                        next);
         else
-          align_roi_forward<T, false>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s,
-                                      next);
+          align_roi_forward<T, A, false>(in, boxes + 4 * k, p, f.H, f.W, k, c0, out, argmax, s,
+                                         next);
       });
 }
 
@@ -321,12 +329,12 @@ void roi_align_forward_item(const Maps<T>& f, const T* box, int64_t n, const Ali
                             int64_t k, int64_t c0, int64_t c1, const Pooled<T>& out,
                             const Pooled<int64_t>& argmax) {
   if (n < 0 || n >= f.N) return write_empty_rois(out, argmax, k, c0, c1 - c0);
-  AlignScratch<T> s;
+  AlignForwardScratch<T, int64_t> s;
   const ChannelBlock<const T> in{f.plane(n, c0), f.s.h, f.s.w, f.s.c, c1 - c0};
   if (in.sc == 1 || in.width == 1)
-    align_roi_forward<T, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s);
+    align_roi_forward<T, int64_t, true>(in, box, p, f.H, f.W, k, c0, out, argmax, s);
   else
-    align_roi_forward<T, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s);
+    align_roi_forward<T, int64_t, false>(in, box, p, f.H, f.W, k, c0, out, argmax, s);
 }
 
 // --------------------------------------------------------------- backward
@@ -357,26 +365,32 @@ CYROI_ALWAYS_INLINE void scatter_samples(const ChannelBlock<T>& out, const Sampl
 // sample of the bin, adding g * weight where the sample won and 0 * weight
 // = +0 elsewhere. Adding +0 changes no bit: the gradient starts at +0 and
 // sums started at +0 never reach -0. `places` holds each channel's winner as
-// a place in that list (load_places), or is null: then, and in bins whose
-// in-map samples are not whole grid rows, each channel follows its winner.
-template <typename T, bool Dense>
+// a place in that list (load_places), or, where the argmax has the lanes'
+// width (A is LaneIndex<T>), the winner itself: then its place is its index
+// less that of the bin's first sample. Or `places` is null: then, and in
+// bins whose in-map samples are not whole grid rows, each channel follows its
+// winner.
+template <typename T, bool Dense, typename A>
 CYROI_ALWAYS_INLINE void scatter_winners(const ChannelBlock<T>& out, const RoiSamples<T>& r,
                                          int64_t ph, int64_t pw, const LaneIndex<T>* places,
-                                         const int64_t* winner, int64_t winner_sc, const T* g,
+                                         const A* winner, int64_t winner_sc, const T* g,
                                          int64_t height, int64_t width, AlignScratch<T>& s) {
   const AlignBox<T>& b = r.box;
   const int64_t sc = Dense ? 1 : out.sc, channels = out.width;
   const BinSamples<T> bin(r, ph, pw);
   const int64_t total = bin.size();
+  constexpr bool winners = std::is_same<A, LaneIndex<T>>::value;
+  const int64_t first = winners ? bin.first_y * b.grid_w + bin.first_x : 0;
   if (Dense && places && total > 0 && total <= SampleBatch<T>::kCapacity &&
-      bin.nx == b.grid_w) {
+      bin.nx == b.grid_w && first + total - 1 <= std::numeric_limits<LaneIndex<T>>::max()) {
     bin.fill(0, out.sh, out.sw, s.batch);
     for (int64_t j = 0; j < total; ++j) {
+      const LaneIndex<T> place = (LaneIndex<T>)(first + j);
       for (int q = 0; q < 4; ++q) {
         T* dst = out.data + s.batch.taps[j].offset[q];
         const T weight = s.batch.taps[j].weight[q];
         for (int64_t c = 0; c < channels; ++c)
-          dst[c] += (places[c] == (LaneIndex<T>)j ? g[c] : (T)0) * weight;
+          dst[c] += (places[c] == place ? g[c] : (T)0) * weight;
       }
     }
     return;
@@ -400,8 +414,8 @@ CYROI_ALWAYS_INLINE void scatter_winners(const ChannelBlock<T>& out, const RoiSa
 // int64 argmax once into these narrower places halves what the bins then
 // load (frcnn_head: the int64 argmax is twice the gradient's bytes). `s`
 // prepared with_places.
-template <typename T>
-CYROI_SIMD_CLONES void load_places(const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
+template <typename T, typename A>
+CYROI_SIMD_CLONES void load_places(const Pooled<A>& argmax, int64_t k, int64_t c0,
                                    int64_t channels, AlignScratch<T>& s) {
   const int64_t bins = argmax.PH * argmax.PW;
   for (int64_t ph = 0; ph < argmax.PH; ++ph)
@@ -420,7 +434,7 @@ CYROI_SIMD_CLONES void load_places(const Pooled<int64_t>& argmax, int64_t k, int
   LaneIndex<T>* places = s.places.data();
   if (argmax.s.w == 1 && argmax.s.h == argmax.PW) {  // each channel's bins adjacent
     LaneIndex<T>* loaded = s.loaded.data();
-    const int64_t* src = &argmax.at(k, c0, 0, 0);
+    const A* src = &argmax.at(k, c0, 0, 0);
     for (int64_t c = 0; c < channels; ++c)
       for (int64_t b = 0; b < bins; ++b) loaded[c * bins + b] = place(src[c * argmax.s.c + b], b);
     return transpose(loaded, bins, channels, bins, places, channels);
@@ -435,14 +449,14 @@ CYROI_SIMD_CLONES void load_places(const Pooled<int64_t>& argmax, int64_t k, int
 
 // The bins of one RoI into a gradient block, with `s` prepared and NCHW
 // inputs staged channels-last, and mode "max" winners as `places` where
-// load_places made them, else null (align_roi_backward).
-template <typename T, bool Dense>
+// align_roi_backward staged them, else null.
+template <typename T, typename A, bool Dense>
 CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const AlignParams<T>& p,
                                            int64_t height, int64_t width,
                                            const Pooled<T>& grad_out,
-                                           const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
+                                           const Pooled<A>& argmax, int64_t k, int64_t c0,
                                            AlignScratch<T>& s, const LaneIndex<T>* places,
-                                           const Prefetch& next) {
+                                           const Prefetch& next, const Prefetch& next_winners) {
   const int64_t channels = out.width;
   const bool staged = staged_inputs(channels);
   const Divisor<T> count(s.roi.box.count);
@@ -450,6 +464,7 @@ CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const Ali
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
       const int64_t at = (ph * p.pooled_w + pw) * channels;
       next.part(ph * p.pooled_w + pw, p.pooled_h * p.pooled_w);
+      next_winners.part(ph * p.pooled_w + pw, p.pooled_h * p.pooled_w);
       const T* g = s.staged.data() + at;
       if (!staged) {
         for (int64_t c = 0; c < channels; ++c) s.acc[c] = grad_out.at(k, c0 + c, ph, pw);
@@ -472,28 +487,38 @@ CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const Ali
   }
 }
 
-template <typename T, bool Dense>
+template <typename T, typename A, bool Dense>
 void align_roi_backward(const ChannelBlock<T>& out, const T* box, const AlignParams<T>& p,
                         int64_t height, int64_t width, const Pooled<T>& grad_out,
-                        const Pooled<int64_t>& argmax, int64_t k, int64_t c0,
-                        AlignScratch<T>& s, int64_t next_k = -1) {
+                        const Pooled<A>& argmax, int64_t k, int64_t c0, AlignScratch<T>& s,
+                        int64_t next_k = -1) {
   s.roi.compute(box, p, height, width);
   const int64_t channels = out.width;
   const bool staged = staged_inputs(channels);
   const bool places = p.max_mode && Dense && staged;
-  s.prepare(channels, p.pooled_h * p.pooled_w, staged, false, places);
+  s.prepare(channels, p.pooled_h * p.pooled_w, staged, places);
   if (staged) load_bins(grad_out, k, c0, channels, s.staged.data());
-  if (places) load_places(argmax, k, c0, channels, s);
-  align_bins_backward<T, Dense>(out, p, height, width, grad_out, argmax, k, c0, s,
-                                places ? s.places.data() : nullptr,
-                                Prefetch(grad_out, next_k, c0, channels));
+  // An argmax as wide as the lanes is staged as it is, and the next RoI's is
+  // asked for beside its output gradients (int32: mode "max" backward took
+  // 0.84-0.93x the time; an int64 one asked for slowed it by 1.1x).
+  constexpr bool lane_wide = std::is_same<A, LaneIndex<T>>::value;
+  const bool winners = places && lane_wide;
+  if constexpr (lane_wide) {
+    if (places) load_bins(argmax, k, c0, channels, s.places.data());
+  } else if (places) {
+    load_places(argmax, k, c0, channels, s);
+  }
+  align_bins_backward<T, A, Dense>(out, p, height, width, grad_out, argmax, k, c0, s,
+                                   places ? s.places.data() : nullptr,
+                                   Prefetch(grad_out, next_k, c0, channels),
+                                   Prefetch(argmax, winners ? next_k : -1, c0, channels));
 }
 
 // Accumulates into grad: zeroed by the caller, or here with zero_first.
-template <typename T>
+template <typename T, typename A>
 void roi_align_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const T* boxes,
-                        const int64_t* batch, const AlignParams<T>& p,
-                        const Pooled<int64_t>& argmax, bool zero_first, int threads) {
+                        const int64_t* batch, const AlignParams<T>& p, const Pooled<A>& argmax,
+                        bool zero_first, int threads) {
   const int64_t rois = grad_out.K;
   const double reads = align_reads_per_channel(boxes, rois, p, grad.H, grad.W);
   const bool channels_last = worth_channels_last(grad, reads);
@@ -501,30 +526,30 @@ void roi_align_backward(const Maps<T>& grad, const Pooled<T>& grad_out, const T*
       grad, batch, rois, channels_last, zero_first, threads, reads * (double)grad.C,
       [&](const ChannelBlock<T>& out, int64_t k, int64_t next, int64_t c0, AlignScratch<T>& s) {
         if (out.sc == 1 || out.width == 1)
-          align_roi_backward<T, true>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax, k,
-                                      c0, s, next);
+          align_roi_backward<T, A, true>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax,
+                                         k, c0, s, next);
         else
-          align_roi_backward<T, false>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax,
-                                       k, c0, s, next);
+          align_roi_backward<T, A, false>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax,
+                                          k, c0, s, next);
       });
 }
 
 // The channels [c0, c1) of image n over the RoIs of `rois`, accumulated in
 // place: the backward entry for loops that choose their own items.
-template <typename T>
+template <typename T, typename A>
 void roi_align_backward_item(const Maps<T>& grad, const Pooled<T>& grad_out, const T* boxes,
                              const RoisByImage& rois, const AlignParams<T>& p,
-                             const Pooled<int64_t>& argmax, int64_t n, int64_t c0, int64_t c1) {
+                             const Pooled<A>& argmax, int64_t n, int64_t c0, int64_t c1) {
   AlignScratch<T> s;
   const ChannelBlock<T> out{grad.plane(n, c0), grad.s.h, grad.s.w, grad.s.c, c1 - c0};
   for (int64_t r = rois.begin[n]; r < rois.begin[n + 1]; ++r) {
     const int64_t k = rois.order[r];
     if (out.sc == 1 || out.width == 1)
-      align_roi_backward<T, true>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax, k, c0,
-                                  s);
+      align_roi_backward<T, A, true>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax, k,
+                                     c0, s);
     else
-      align_roi_backward<T, false>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax, k,
-                                   c0, s);
+      align_roi_backward<T, A, false>(out, boxes + 4 * k, p, grad.H, grad.W, grad_out, argmax, k,
+                                      c0, s);
   }
 }
 

@@ -10,8 +10,9 @@ ctypedef fused real:
     float
     double
 
-# roi_pool's argmax: int32 (torchvision's), int64 past 2^31 - 1 pixels.
-ctypedef fused pool_index:
+# An argmax's integers: int32 where every index fits (roi_pool: torchvision's),
+# else int64 (cyroi._checks.pool_argmax_dtype, align_argmax_dtype).
+ctypedef fused argmax_index:
     int32_t
     int64_t
 

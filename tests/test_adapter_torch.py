@@ -134,6 +134,7 @@ def test_roi_pool_gradcheck():
 @pytest.mark.parametrize("op, args", [
     (torch.ops.cyroi.roi_align.default, ([2, 3], 0.5, 2, True, "avg")),
     (torch.ops.cyroi.roi_align.default, ([2, 2], 1.0, -1, False, "max")),
+    (torch.ops.cyroi.roi_align.default, ([2, 2], 1.0, 2, True, "max")),  # int32 argmax
     (torch.ops.cyroi.roi_pool.default, ([3, 2], 0.5))])
 def test_custom_op_registration(op, args):
     x, rois = tensors(requires_grad=True)

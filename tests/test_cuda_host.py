@@ -121,19 +121,22 @@ def test_roi_align_kernels_match_the_reference(on_host, problem, ratio, aligned,
     boxes, batch = split_rois(r, dtype)
     expected, expected_argmax = reference.roi_align(x, r, size, scale, ratio, aligned, mode,
                                                     dtype=dtype)
-    out, argmax = on_host.roi_align_forward(to_layout(x, layout), boxes, batch, size, scale,
-                                            ratio, aligned, mode, layout, True)
-    assert out.dtype == dtype
-    np.testing.assert_array_equal(from_layout(out, layout), expected)
-    if mode == "max":
-        np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)
+    for index in (np.int32, np.int64):  # the kernel writes either (wide_argmax)
+        out, argmax = on_host.roi_align_forward(to_layout(x, layout), boxes, batch, size, scale,
+                                                ratio, aligned, mode, layout, True, index)
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(from_layout(out, layout), expected)
+        if mode == "max":
+            np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)
+            assert argmax.dtype == index
 
     g = np.random.default_rng(len(rois)).standard_normal(expected.shape).astype(dtype)
     want = reference.roi_align_backward(g, r, x.shape, size, scale, ratio, aligned, mode,
                                         expected_argmax, dtype=dtype)
-    for deterministic in (False, True):
+    for deterministic, index in ((False, np.int32), (True, np.int32), (False, np.int64)):
+        kept = None if argmax is None else argmax.astype(index)
         grad = on_host.roi_align_backward(to_layout(g, layout), boxes, batch, x.shape, scale,
-                                          ratio, aligned, mode, argmax, layout, deterministic)
+                                          ratio, aligned, mode, kept, layout, deterministic)
         assert grad.dtype == dtype and grad.shape == to_layout(x, layout).shape
         if deterministic:
             np.testing.assert_allclose(from_layout(grad, layout), want, rtol=0,
@@ -181,9 +184,9 @@ def test_strided_features_are_read_through_their_strides(on_host, dtype):
     boxes, batch = split_rois(rois, dtype)
     for mode in ("avg", "max"):
         out, _ = on_host.roi_align_forward(view, boxes, batch, (3, 2), 0.5, 2, True, mode,
-                                           "NCHW", False)
+                                           "NCHW", False, np.int32)
         copy, _ = on_host.roi_align_forward(np.ascontiguousarray(view), boxes, batch, (3, 2),
-                                            0.5, 2, True, mode, "NCHW", False)
+                                            0.5, 2, True, mode, "NCHW", False, np.int32)
         np.testing.assert_array_equal(out, copy)
     out, _ = on_host.roi_pool_forward(view, boxes, batch, (3, 2), 0.5, "NCHW", False, np.int32)
     np.testing.assert_array_equal(out, reference.roi_pool(np.ascontiguousarray(view), rois,
@@ -202,7 +205,7 @@ def test_huge_boxes_visit_only_the_map(on_host, dtype):
         expected, expected_argmax = reference.roi_align(x, rois, (2, 2), 1.0, -1, True, mode,
                                                         dtype=dtype)
         out, argmax = on_host.roi_align_forward(x, boxes, batch, (2, 2), 1.0, -1, True, mode,
-                                                "NCHW", True)
+                                                "NCHW", True, np.int64)
         np.testing.assert_array_equal(out, expected)
         if mode == "max":
             np.testing.assert_array_equal(argmax, expected_argmax)
@@ -216,7 +219,7 @@ def test_rois_of_missing_images_read_and_write_nothing(on_host):
     batch = np.array([-1, 2, 1 << 40], np.int64)
     for mode in ("avg", "max"):
         out, argmax = on_host.roi_align_forward(x, boxes, batch, (2, 2), 1.0, -1, False, mode,
-                                                "NCHW", True)
+                                                "NCHW", True, np.int64)
         assert not out.any()
         g = np.ones_like(out)
         assert not on_host.roi_align_backward(g, boxes, batch, x.shape, 1.0, -1, False, mode,
@@ -232,12 +235,13 @@ def test_hand_made_argmax_outside_the_grid_is_ignored(on_host):
     x = np.zeros((1, 1, 4, 4), np.float64)
     boxes, batch = np.array([[0.0, 0.0, 3.0, 3.0]]), np.zeros(1, np.int64)
     g = np.ones((1, 1, 1, 1))
-    for bad in (-5, 4, 10**12):  # the grid has samples 0..3
-        argmax = np.full((1, 1, 1, 1), bad, np.int64)
-        assert not on_host.roi_align_backward(g, boxes, batch, x.shape, 1.0, 2, False, "max",
-                                              argmax, "NCHW").any()
-    for bad in (-5, 16, 10**12, 2**32 + 5):  # the plane has elements 0..15
-        for index in (np.int32, np.int64):
+    for index in (np.int32, np.int64):
+        for bad in (-5, 4, 10**12, 2**32 + 1):  # the grid has samples 0..3
+            if np.iinfo(index).min <= bad <= np.iinfo(index).max:
+                argmax = np.full((1, 1, 1, 1), bad, index)
+                assert not on_host.roi_align_backward(g, boxes, batch, x.shape, 1.0, 2, False,
+                                                      "max", argmax, "NCHW").any()
+        for bad in (-5, 16, 10**12, 2**32 + 5):  # the plane has elements 0..15
             if np.iinfo(index).min <= bad <= np.iinfo(index).max:
                 argmax = np.full((1, 1, 1, 1), bad, index)
                 assert not on_host.roi_pool_backward(g, batch, argmax, x.shape, "NCHW").any()

@@ -165,7 +165,7 @@ def test_map_copied_channels_last_in_stretches(dtype, threads, restore_threads):
     this one has more pixels than a stretch of the copy (cpu_common.h
     kStretchBytes) and a channel count that is not a whole number of SIMD
     chunks, so the copy and the gradient's store go stretch by stretch with
-    a partial last chunk."""
+    a partial last chunk; mode "max" backward runs on both argmax widths."""
     rng = np.random.default_rng(11)
     x = rng.standard_normal((1, 37, 97, 101)).astype(dtype)
     corner = rng.uniform(-5, 40, (8, 2))
@@ -173,10 +173,16 @@ def test_map_copied_channels_last_in_stretches(dtype, threads, restore_threads):
     g = rng.standard_normal((8, 37, 7, 7)).astype(dtype)
     cyroi.set_num_threads(threads)
 
-    out, argmax = cyroi.roi_align(x, r, 7, 1.0, -1, True, "max", return_argmax=True)
-    expected, expected_argmax = reference.roi_align(x, r, (7, 7), 1.0, -1, True, "max", dtype=dtype)
-    assert_same(out, expected)
-    np.testing.assert_array_equal(argmax, expected_argmax)
+    for ratio in (-1, 8):  # int64 and int32 argmax; 8^2 samples fill a SampleBatch
+        out, argmax = cyroi.roi_align(x, r, 7, 1.0, ratio, True, "max", return_argmax=True)
+        expected, expected_argmax = reference.roi_align(x, r, (7, 7), 1.0, ratio, True, "max",
+                                                        dtype=dtype)
+        assert_same(out, expected)
+        np.testing.assert_array_equal(argmax, expected_argmax)
+        assert_same(cyroi.roi_align_backward(g, r, x.shape, 1.0, ratio, True, "max",
+                                             argmax=argmax),
+                    reference.roi_align_backward(g, r, x.shape, (7, 7), 1.0, ratio, True, "max",
+                                                 expected_argmax, dtype=dtype))
     assert_same(cyroi.roi_align(x, r, 7, 1.0, -1, True), reference.roi_align(
         x, r, (7, 7), 1.0, -1, True, dtype=dtype)[0])
     assert_same(cyroi.roi_align_backward(g, r, x.shape, 1.0, -1, True),

@@ -57,13 +57,27 @@ __device__ void scatter_into(Acc* grad, unsigned long long* counts, const int* m
   }
 }
 
+// An argmax: int32, or int64 where wide_argmax (roi_pool: maps of more than
+// 2^31 - 1 pixels, cyroi._checks.pool_argmax_dtype; roi_align: adaptive or
+// huge sample grids, align_argmax_dtype).
+__device__ inline int64_t argmax_at(const void* argmax, int wide_argmax, int64_t i) {
+  return wide_argmax ? ((const int64_t*)argmax)[i] : (int64_t)((const int*)argmax)[i];
+}
+
+__device__ inline void set_argmax(void* argmax, int wide_argmax, int64_t i, int64_t where) {
+  if (wide_argmax)
+    ((int64_t*)argmax)[i] = where;
+  else
+    ((int*)argmax)[i] = (int)where;
+}
+
 template <typename T, typename Acc>
 __global__ void roi_align_forward(const T* features, int64_t N, int64_t C, int64_t H, int64_t W,
                                   int64_t sn, int64_t sc, int64_t sh, int64_t sw,
                                   const Acc* boxes, const int64_t* batch, int64_t K,
                                   int64_t PH, int64_t PW, Acc scale, int64_t sampling_ratio,
                                   int aligned, int max_mode, int channels_last, T* out,
-                                  int64_t* argmax) {
+                                  void* argmax, int wide_argmax) {
   const View4 f = {N, C, H, W, sn, sc, sh, sw};
   const AlignSpec<Acc> s = {scale, PH, PW, sampling_ratio, aligned != 0, max_mode != 0};
   const int64_t total = K * C * PH * PW;
@@ -71,13 +85,13 @@ __global__ void roi_align_forward(const T* features, int64_t N, int64_t C, int64
     int64_t where;
     const PooledIndex e = pooled_index(i, C, PH, PW, channels_last != 0);
     out[i] = (T)roi_align_element<T, Acc>(features, f, boxes, batch, s, e, &where);
-    if (argmax) argmax[i] = where;
+    if (argmax) set_argmax(argmax, wide_argmax, i, where);
   }
 }
 
 // grad: the Acc gradient buffer (or the non-finite part of fixed-point sums).
 template <typename T, typename Acc>
-__global__ void roi_align_backward(const T* grad_output, const int64_t* argmax,
+__global__ void roi_align_backward(const T* grad_output, const void* argmax, int wide_argmax,
                                    const Acc* boxes, const int64_t* batch, int64_t K,
                                    int64_t PH, int64_t PW, Acc scale, int64_t sampling_ratio,
                                    int aligned, int max_mode, int channels_last, int64_t N,
@@ -90,17 +104,11 @@ __global__ void roi_align_backward(const T* grad_output, const int64_t* argmax,
   for (int64_t i = first_index(); i < total; i += index_stride()) {
     const PooledIndex e = pooled_index(i, C, PH, PW, channels_last != 0);
     const Acc g = (Acc)grad_output[i];
-    const int64_t sample = argmax ? argmax[i] : -1;
+    const int64_t sample = argmax ? argmax_at(argmax, wide_argmax, i) : -1;
     scatter_into(grad, counts, max_exponent, K * PH * PW, [&](auto& sink) {
       roi_align_scatter(g, sample, v, boxes, batch, s, e, sink);
     });
   }
-}
-
-// roi_pool's argmax: int32, or int64 where wide_argmax (maps of more than
-// 2^31 - 1 pixels; cyroi._checks.pool_argmax_dtype).
-__device__ inline int64_t pool_argmax_at(const void* argmax, int wide_argmax, int64_t i) {
-  return wide_argmax ? ((const int64_t*)argmax)[i] : (int64_t)((const int*)argmax)[i];
 }
 
 template <typename T, typename Acc>
@@ -115,10 +123,7 @@ __global__ void roi_pool_forward(const T* features, int64_t N, int64_t C, int64_
     int64_t where;
     const PooledIndex e = pooled_index(i, C, PH, PW, channels_last != 0);
     out[i] = (T)roi_pool_element<T, Acc>(features, f, boxes, batch, scale, PH, PW, e, &where);
-    if (wide_argmax)
-      ((int64_t*)argmax)[i] = where;
-    else
-      ((int*)argmax)[i] = (int)where;
+    set_argmax(argmax, wide_argmax, i, where);
   }
 }
 
@@ -133,7 +138,7 @@ __global__ void roi_pool_backward(const T* grad_output, const void* argmax, int 
   for (int64_t i = first_index(); i < total; i += index_stride()) {
     const PooledIndex e = pooled_index(i, C, PH, PW, channels_last != 0);
     const Acc g = (Acc)grad_output[i];
-    const int64_t where = pool_argmax_at(argmax, wide_argmax, i);
+    const int64_t where = argmax_at(argmax, wide_argmax, i);
     scatter_into(grad, counts, max_exponent, K * PH * PW, [&](auto& sink) {
       roi_pool_scatter(g, where, v, batch, e, sink);
     });

@@ -142,8 +142,9 @@ void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, in
 // NCHW runs channel by channel over the bins, reading in place and asking
 // for the next RoI's inputs as it goes (frcnn_head, many_rois: 0.8-0.9x the
 // time); NHWC loads the RoI's gradients and argmax first (load_bins), then
-// runs bin by bin over adjacent channels. Each element sums in RoI then bin
-// order.
+// runs bin by bin over adjacent channels, asking for the next RoI's as it
+// goes too (frcnn_head, many_rois 0.67-0.74x, mask_head 0.88-0.92x). Each
+// element sums in RoI then bin order.
 template <typename T, typename A>
 void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width,
                        const Pooled<T>& grad_out, const Pooled<A>& argmax, int64_t k,
@@ -178,9 +179,14 @@ void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width
   s.staged_where.resize(bins * channels);
   load_bins(grad_out, k, c0, channels, s.staged.data());
   load_bins(argmax, k, c0, channels, s.staged_where.data());
-  for (int64_t b = 0; b < bins; ++b)
+  const Prefetch next_grad(grad_out, next, c0, channels);
+  const Prefetch next_argmax(argmax, next, c0, channels);
+  for (int64_t b = 0; b < bins; ++b) {
+    next_grad.part(b, bins);
+    next_argmax.part(b, bins);
     for (int64_t c = 0; c < channels; ++c)
       add(out.data + c * out.sc, s.staged_where[b * channels + c], s.staged[b * channels + c]);
+  }
 }
 
 template <typename T, typename A>

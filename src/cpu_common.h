@@ -299,9 +299,17 @@ void transpose(const T* src, int64_t ss, int64_t rows, int64_t cols, T* dst, int
 // 2 images, 1 thread: 10 ms against 13.5 ms as 32 streams at once).
 static const int64_t kStretchBytes = 512 << 10;
 
-// Pixels of an image's channels-last block of `width` channels in one stretch.
-template <typename T> int64_t stretch_pixels(int64_t width) {
-  return std::max<int64_t>(Tile<T>::size, kStretchBytes / (width * (int64_t)sizeof(T)));
+// Runs move(p, c, stretch, planes) over a channels-last block of `width`
+// channels of a map of `pixels` pixels: pixels [p, p + stretch), planes
+// [c, c + planes), for the block's copy or its store.
+template <typename T, typename Move>
+void for_each_stretch(int64_t pixels, int64_t width, Move move) {
+  const int64_t lanes = Lanes<T>::value;
+  const int64_t stretch =
+      std::max<int64_t>(Tile<T>::size, kStretchBytes / (width * (int64_t)sizeof(T)));
+  for (int64_t p = 0; p < pixels; p += stretch)
+    for (int64_t c = 0; c < width; c += lanes)
+      move(p, c, std::min(stretch, pixels - p), std::min(lanes, width - c));
 }
 
 // Copies channels [c0, c0 + width) of image n into `block` as (H, W, width).
@@ -309,12 +317,10 @@ template <typename T>
 void copy_channels_last(const Maps<T>& f, int64_t n, int64_t c0, int64_t width, T* block) {
   const T* src = f.plane(n, c0);
   if (f.s.w == 1 && f.s.h == f.W) {
-    const int64_t pixels = f.H * f.W, lanes = Lanes<T>::value, stretch = stretch_pixels<T>(width);
-    for (int64_t p = 0; p < pixels; p += stretch)
-      for (int64_t c = 0; c < width; c += lanes)
-        transpose(src + c * f.s.c + p, f.s.c, std::min(lanes, width - c),
-                  std::min(stretch, pixels - p), block + p * width + c, width);
-    return;
+    const auto move = [&](int64_t p, int64_t c, int64_t stretch, int64_t planes) {
+      transpose(src + c * f.s.c + p, f.s.c, planes, stretch, block + p * width + c, width);
+    };
+    return for_each_stretch<T>(f.H * f.W, width, move);
   }
   for (int64_t h = 0; h < f.H; ++h)
     for (int64_t w = 0; w < f.W; ++w)
@@ -327,12 +333,10 @@ template <typename T>
 void store_channels_last(const T* block, int64_t width, const Maps<T>& f, int64_t n, int64_t c0) {
   T* dst = f.plane(n, c0);
   if (f.s.w == 1 && f.s.h == f.W) {
-    const int64_t pixels = f.H * f.W, lanes = Lanes<T>::value, stretch = stretch_pixels<T>(width);
-    for (int64_t p = 0; p < pixels; p += stretch)
-      for (int64_t c = 0; c < width; c += lanes)
-        transpose(block + p * width + c, width, std::min(stretch, pixels - p),
-                  std::min(lanes, width - c), dst + c * f.s.c + p, f.s.c);
-    return;
+    const auto move = [&](int64_t p, int64_t c, int64_t stretch, int64_t planes) {
+      transpose(block + p * width + c, width, stretch, planes, dst + c * f.s.c + p, f.s.c);
+    };
+    return for_each_stretch<T>(f.H * f.W, width, move);
   }
   if (f.s.c == 1) {
     for (int64_t h = 0; h < f.H; ++h)
@@ -425,7 +429,7 @@ void store_bins(const T* staged, int64_t width, const Pooled<T>& out, int64_t k,
 // The lines of pooled[k, c0 : c0 + width], requested a part at a time into
 // L2, to be read (backward asks for the next RoI's output gradients while
 // it scatters the current one: many_rois, mask_head 0.87-0.9x the time;
-// roi_align's int32 argmax as well, cpu_roi_align.h) or
+// the argmax as well, roi_pool's and roi_align's as wide as its lanes) or
 // written (forward readies the next RoI's NCHW results, frcnn_head 0.9x).
 struct Prefetch {
   const char* begin = nullptr;

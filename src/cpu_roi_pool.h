@@ -21,6 +21,25 @@ template <typename T, typename A> struct PoolScratch {
   std::vector<int64_t> wide_where;  // float maps of more than 2^31 pixels
 };
 
+#ifdef CYROI_LINES
+// max_of_bin's running maximum after the bin's first element, for channels
+// [c0, c0 + L lines) of a dense block, held in registers across the bin.
+template <typename T, int L>
+CYROI_ALWAYS_INLINE void max_of_bin_lines(const ChannelBlock<const T>& in, int64_t h0,
+                                          int64_t h1, int64_t w0, int64_t w1, int64_t map_w,
+                                          int64_t c0, T* best, LaneIndex<T>* where) {
+  GreaterLines<T, L> lines(best + c0, where + c0);
+  for (int64_t h = h0; h < h1; ++h) {
+    for (int64_t w = h == h0 ? w0 + 1 : w0; w < w1; ++w) {
+      const T* pixel = in.data + h * in.sh + w * in.sw + c0;
+      for (int l = 0; l < L; ++l)
+        lines.keep(l, load_line(pixel + l * Lanes<T>::value), (LaneIndex<T>)(h * map_w + w));
+    }
+  }
+  lines.store(best + c0, where + c0);
+}
+#endif
+
 // First maximum of the (non-empty) bin [h0, h1) x [w0, w1) per channel, in
 // row-major order: a later element wins only if strictly greater;
 // where = h * W + w.
@@ -34,11 +53,18 @@ CYROI_ALWAYS_INLINE void max_of_bin(const ChannelBlock<const T>& in, int64_t h0,
     best[c] = first[c * sc];
     where[c] = (Index)(h0 * map_w + w0);
   }
+  int64_t c0 = 0;
+#ifdef CYROI_LINES
+  if (Dense && std::is_same<Index, LaneIndex<T>>::value)
+    c0 = for_each_lines<T, 8>(0, width, [&](int64_t c, auto lines) {
+      max_of_bin_lines<T, lines()>(in, h0, h1, w0, w1, map_w, c, best, (LaneIndex<T>*)where);
+    });
+#endif
   for (int64_t h = h0; h < h1; ++h) {
     for (int64_t w = h == h0 ? w0 + 1 : w0; w < w1; ++w) {
       const T* pixel = in.data + h * in.sh + w * in.sw;
       const Index flat = (Index)(h * map_w + w);
-      for (int64_t c = 0; c < width; ++c) keep_greater(pixel[c * sc], flat, best[c], where[c]);
+      for (int64_t c = c0; c < width; ++c) keep_greater(pixel[c * sc], flat, best[c], where[c]);
     }
   }
 }

@@ -192,3 +192,34 @@ def test_map_copied_channels_last_in_stretches(dtype, threads, restore_threads):
     expected, expected_argmax = reference.roi_pool(x, r, (7, 7), 1.0, dtype=dtype)
     assert_same(out, expected)
     np.testing.assert_array_equal(argmax, expected_argmax)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channels_in_register_chunks(dtype, layout, restore_threads):
+    """The forward loops hold the running sums and maxima of a dense block's
+    channels in registers, 8, 4, 2 then 1 lines of 64 bytes at a time
+    (cpu_common.h for_each_lines), the channels past the last whole line in
+    memory: 247 channels take every chunk and a remainder in either dtype.
+    A map of few levels makes ties, whose first maximum must win."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 3, (2, 247, 23, 29)).astype(dtype)
+    corner = rng.uniform(-3, 20, (16, 2))  # enough reads that NCHW is copied channels-last
+    r = np.column_stack([rng.integers(0, 2, 16), corner,
+                         corner + rng.uniform(5, 25, (16, 2))]).astype(dtype)
+    cyroi.set_num_threads(1)  # one block of every channel where the map is NHWC
+    for ratio in (-1, 2):
+        for mode in ("avg", "max"):
+            expected, expected_argmax = reference.roi_align(x, r, (5, 4), 0.9, ratio, True, mode,
+                                                            dtype=dtype)
+            out = cyroi.roi_align(to_layout(x, layout), r, (5, 4), 0.9, ratio, True, mode,
+                                  layout=layout, return_argmax=mode == "max")
+            if mode == "max":
+                out, argmax = out
+                np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)
+            assert_same(from_layout(out, layout), expected)
+    out, argmax = cyroi.roi_pool(to_layout(x, layout), r, (5, 4), 0.9, layout=layout,
+                                 return_argmax=True)
+    expected, expected_argmax = reference.roi_pool(x, r, (5, 4), 0.9, dtype=dtype)
+    assert_same(from_layout(out, layout), expected)
+    np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)

@@ -99,6 +99,10 @@ template <typename T> CYROI_ALWAYS_INLINE void store_line(T* p, typename Line<T>
 // over (less than a line) begin. Eight lines of sums and their operands fill
 // but do not overflow AVX-512's registers; a wider chunk reloads each tap less
 // often (frcnn_head NHWC: 4 lines took 1.05x the time of 8).
+// `run` must be inlined too (CYROI_INLINE_LAMBDA): a lambda left out of line
+// is compiled for the baseline target, not its caller's clone (the mode
+// "max" bins took 9x the time).
+#define CYROI_INLINE_LAMBDA __attribute__((always_inline))
 template <typename T, int L, typename Run>
 CYROI_ALWAYS_INLINE int64_t for_each_lines(int64_t c0, int64_t width, Run&& run) {
   constexpr int64_t lanes = Lanes<T>::value;

@@ -101,7 +101,9 @@ template <typename T> struct BinSamples {
         first_y(r.ys.first[ph]), first_x(r.xs.first[pw]), grid_w(r.box.grid_w) {}
 
   int64_t size() const { return ny * nx; }
-  int64_t index(int64_t s) const { return (first_y + s / nx) * grid_w + first_x + s % nx; }
+  // The grid index of the sample in row jy, column ix of the bin's listing.
+  int64_t index_at(int64_t jy, int64_t ix) const { return (first_y + jy) * grid_w + first_x + ix; }
+  int64_t index(int64_t s) const { return index_at(s / nx, s % nx); }
 
   // Fills `b` with samples [s, s + b.size), as many as fit.
   void fill(int64_t s, int64_t stride_h, int64_t stride_w, SampleBatch<T>& b) const {
@@ -109,7 +111,7 @@ template <typename T> struct BinSamples {
     int64_t jy = s == 0 ? 0 : s / nx, ix = s == 0 ? 0 : s % nx;
     for (int64_t j = 0; j < b.size; ++j) {
       b.taps[j] = combine_taps(ty[jy], tx[ix], stride_h, stride_w);
-      b.index[j] = (first_y + jy) * grid_w + first_x + ix;
+      b.index[j] = index_at(jy, ix);
       if (++ix == nx) {
         ix = 0;
         ++jy;
@@ -158,65 +160,69 @@ CYROI_ALWAYS_INLINE typename Line<T>::type line_tap_value(const T* data, const T
          t.weight[2] * load_line(data + t.offset[2]) + t.weight[3] * load_line(data + t.offset[3]);
 }
 
-// add_samples on channels [c0, c0 + L lines) of a dense block, the sums held
-// in registers across the samples (through memory, each sample waits on the
-// last one's store: mask_head's 32-channel copies, 0.88-0.94x the time).
+// acc[c] = the sum of every sample of the bin, in order, for channels [c0,
+// c0 + L lines) of a dense block: the sums stay in registers across the
+// samples (through memory, each sample waits on the last one's store), and
+// each sample's taps are made as it comes (listing them first, as the
+// other loops do, costs their stores and loads on narrow blocks).
 template <typename T, int L>
-CYROI_ALWAYS_INLINE void add_samples_lines(const T* data, const SampleBatch<T>& b, int64_t c0,
-                                           T* acc) {
+CYROI_ALWAYS_INLINE void bin_sums_lines(const ChannelBlock<const T>& in, const BinSamples<T>& bin,
+                                        int64_t c0, T* acc) {
   constexpr int64_t lanes = Lanes<T>::value;
   typename Line<T>::type sum[L];
-  for (int l = 0; l < L; ++l) sum[l] = load_line(acc + c0 + l * lanes);
-  for (int64_t j = 0; j < b.size; ++j)
-    for (int l = 0; l < L; ++l) sum[l] += line_tap_value(data + c0 + l * lanes, b.taps[j]);
+  for (int l = 0; l < L; ++l) sum[l] = typename Line<T>::type{};
+  for (int64_t jy = 0; jy < bin.ny; ++jy)
+    for (int64_t ix = 0; ix < bin.nx; ++ix) {
+      const Taps<T> t = combine_taps(bin.ty[jy], bin.tx[ix], in.sh, in.sw);
+      for (int l = 0; l < L; ++l) sum[l] += line_tap_value(in.data + c0 + l * lanes, t);
+    }
   for (int l = 0; l < L; ++l) store_line(acc + c0 + l * lanes, sum[l]);
 }
 
-// max_samples on channels [c0, c0 + L lines) of a dense block, the running
-// maximum held in registers across the samples.
+// The bin's first maximum, in order, for channels [c0, c0 + L lines) of a
+// dense block, as bin_sums_lines runs: best[c] and where[c], the winner's
+// index in the bin's grid. The bin has samples.
 template <typename T, int L>
-CYROI_ALWAYS_INLINE void max_samples_lines(const T* data, const SampleBatch<T>& b, int64_t j0,
-                                           int64_t s0, int64_t c0, T* best,
-                                           LaneIndex<T>* ordinal) {
+CYROI_ALWAYS_INLINE void bin_maxima_lines(const ChannelBlock<const T>& in,
+                                          const BinSamples<T>& bin, int64_t c0, T* best,
+                                          LaneIndex<T>* where) {
   constexpr int64_t lanes = Lanes<T>::value;
-  GreaterLines<T, L> lines(best + c0, ordinal + c0);
-  for (int64_t j = j0; j < b.size; ++j)
-    for (int l = 0; l < L; ++l)
-      lines.keep(l, line_tap_value(data + c0 + l * lanes, b.taps[j]), (LaneIndex<T>)(s0 + j));
-  lines.store(best + c0, ordinal + c0);
+  const Taps<T> first = combine_taps(bin.ty[0], bin.tx[0], in.sh, in.sw);
+  for (int l = 0; l < L; ++l) {
+    store_line(best + c0 + l * lanes, line_tap_value(in.data + c0 + l * lanes, first));
+    store_line(where + c0 + l * lanes,
+               typename Line<LaneIndex<T>>::type{} + (LaneIndex<T>)bin.index_at(0, 0));
+  }
+  GreaterLines<T, L> lines(best + c0, where + c0);
+  for (int64_t jy = 0; jy < bin.ny; ++jy)
+    for (int64_t ix = jy == 0 ? 1 : 0; ix < bin.nx; ++ix) {
+      const Taps<T> t = combine_taps(bin.ty[jy], bin.tx[ix], in.sh, in.sw);
+      for (int l = 0; l < L; ++l)
+        lines.keep(l, line_tap_value(in.data + c0 + l * lanes, t),
+                   (LaneIndex<T>)bin.index_at(jy, ix));
+    }
+  lines.store(best + c0, where + c0);
 }
 #endif
 
-// acc[c] += v(sample) for the batch's samples in order, channels [0, width).
+// acc[c] += v(sample) for the batch's samples in order, channels [c0, width).
 template <typename T, bool Dense>
 CYROI_ALWAYS_INLINE void add_samples(const ChannelBlock<const T>& in, const SampleBatch<T>& b,
-                                     T* acc) {
+                                     int64_t c0, T* acc) {
   const int64_t sc = Dense ? 1 : in.sc, width = in.width;
-  int64_t c0 = 0;
-#ifdef CYROI_LINES
-  if (Dense)
-    c0 = for_each_lines<T, 8>(0, width, [&](int64_t c, auto lines) {
-      add_samples_lines<T, lines()>(in.data, b, c, acc);
-    });
-#endif
   for (int64_t j = 0; j < b.size; ++j) {
     const Taps<T> t = b.taps[j];
     for (int64_t c = c0; c < width; ++c) acc[c] += tap_value<T, T>(in.data + c * sc, t);
   }
 }
 
-// Running first maximum: a later sample wins only if strictly greater.
+// Running first maximum, channels [c0, width): a later sample wins only if
+// strictly greater.
 template <typename T, typename Ordinal, bool Dense>
 CYROI_ALWAYS_INLINE void max_samples(const ChannelBlock<const T>& in, const SampleBatch<T>& b,
-                                     int64_t j0, int64_t s0, T* best, Ordinal* ordinal) {
+                                     int64_t j0, int64_t s0, int64_t c0, T* best,
+                                     Ordinal* ordinal) {
   const int64_t sc = Dense ? 1 : in.sc, width = in.width;
-  int64_t c0 = 0;
-#ifdef CYROI_LINES
-  if (Dense && std::is_same<Ordinal, LaneIndex<T>>::value)
-    c0 = for_each_lines<T, 8>(0, width, [&](int64_t c, auto lines) {
-      max_samples_lines<T, lines()>(in.data, b, j0, s0, c, best, (LaneIndex<T>*)ordinal);
-    });
-#endif
   for (int64_t j = j0; j < b.size; ++j) {
     const Taps<T> t = b.taps[j];
     const Ordinal s = (Ordinal)(s0 + j);
@@ -231,10 +237,19 @@ CYROI_ALWAYS_INLINE void average_bin(const ChannelBlock<const T>& in, const BinS
                                      int64_t out_sc) {
   const int64_t width = in.width;
   T* acc = s.acc.data();
-  for (int64_t c = 0; c < width; ++c) acc[c] = 0;
-  for (int64_t first = 0; first < bin.size(); first += s.batch.size) {
-    bin.fill(first, in.sh, in.sw, s.batch);
-    add_samples<T, Dense>(in, s.batch, acc);
+  int64_t c0 = 0;
+#ifdef CYROI_LINES
+  if (Dense)
+    c0 = for_each_lines<T, 8>(0, width, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
+      bin_sums_lines<T, lines()>(in, bin, c, acc);
+    });
+#endif
+  if (c0 < width) {
+    for (int64_t c = c0; c < width; ++c) acc[c] = 0;
+    for (int64_t first = 0; first < bin.size(); first += s.batch.size) {
+      bin.fill(first, in.sh, in.sw, s.batch);
+      add_samples<T, Dense>(in, s.batch, c0, acc);
+    }
   }
   if (count.exact_inverse)
     for (int64_t c = 0; c < width; ++c) out[c * out_sc] = acc[c] * count.inverse;
@@ -251,30 +266,45 @@ CYROI_ALWAYS_INLINE void max_bin(const ChannelBlock<const T>& in, const BinSampl
   const int64_t width = in.width, sc = Dense ? 1 : in.sc;
   const int64_t total = bin.size();
   T* best = s.acc.data();
-  for (int64_t first = 0; first < total; first += s.batch.size) {
+  // Channels [0, c0) end with their winners' grid indices in `ordinal`, the
+  // others with their places in the bin's list of samples.
+  int64_t c0 = 0;
+#ifdef CYROI_LINES
+  if (Dense && total > 0 && std::is_same<Ordinal, LaneIndex<T>>::value &&
+      (double)box.grid_h * (double)box.grid_w <=
+          (double)std::numeric_limits<LaneIndex<T>>::max())
+    c0 = for_each_lines<T, 8>(0, width, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
+      bin_maxima_lines<T, lines()>(in, bin, c, best, (LaneIndex<T>*)ordinal);
+    });
+#endif
+  for (int64_t first = 0; c0 < width && first < total; first += s.batch.size) {
     bin.fill(first, in.sh, in.sw, s.batch);
     int64_t j0 = 0;
     if (first == 0) {
-      for (int64_t c = 0; c < width; ++c) {
+      for (int64_t c = c0; c < width; ++c) {
         best[c] = tap_value<T, T>(in.data + c * sc, s.batch.taps[0]);
         ordinal[c] = 0;
       }
       j0 = 1;
     }
-    max_samples<T, Ordinal, Dense>(in, s.batch, j0, first, best, ordinal);
+    max_samples<T, Ordinal, Dense>(in, s.batch, j0, first, c0, best, ordinal);
   }
+  const bool listed = total <= SampleBatch<T>::kCapacity;  // s.batch holds every index
+  const auto winner = [&](int64_t c) -> int64_t {
+    return c < c0 ? (int64_t)ordinal[c]
+           : listed ? s.batch.index[ordinal[c]]
+                    : bin.index(ordinal[c]);
+  };
   const int64_t outside = first_outside_sample(bin.first_y, bin.first_y + bin.ny, bin.first_x,
                                                bin.first_x + bin.nx, box.grid_h, box.grid_w);
-  const bool listed = total <= SampleBatch<T>::kCapacity;  // s.batch holds every index
   if (outside < 0 && total > 0) {  // every sample inside: the running maximum stands
     for (int64_t c = 0; c < width; ++c) out[c * out_sc] = best[c];
     if (where_out)
-      for (int64_t c = 0; c < width; ++c)
-        where_out[c * where_sc] = (A)(listed ? s.batch.index[ordinal[c]] : bin.index(ordinal[c]));
+      for (int64_t c = 0; c < width; ++c) where_out[c * where_sc] = (A)winner(c);
     return;
   }
   for (int64_t c = 0; c < width; ++c) {
-    int64_t where = total == 0 ? -1 : listed ? s.batch.index[ordinal[c]] : bin.index(ordinal[c]);
+    int64_t where = total == 0 ? -1 : winner(c);
     T value = where < 0 ? (T)0 : best[c];
     if (outside >= 0 && (where < 0 || (T)0 > value || ((T)0 == value && outside < where))) {
       value = 0;

@@ -56,7 +56,7 @@ CYROI_ALWAYS_INLINE void max_of_bin(const ChannelBlock<const T>& in, int64_t h0,
   int64_t c0 = 0;
 #ifdef CYROI_LINES
   if (Dense && std::is_same<Index, LaneIndex<T>>::value)
-    c0 = for_each_lines<T, 8>(0, width, [&](int64_t c, auto lines) {
+    c0 = for_each_lines<T, 8>(0, width, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
       max_of_bin_lines<T, lines()>(in, h0, h1, w0, w1, map_w, c, best, (LaneIndex<T>*)where);
     });
 #endif

@@ -143,17 +143,23 @@ CYROI_ALWAYS_INLINE void keep_greater(T value, Index index, T& best, Index& wher
 }
 
 #ifdef CYROI_LINES
-// keep_greater on L lines of channels [0, L * Lanes<T>) of best and where,
-// held in registers from construction to store().
+// keep_greater on L lines of channels [0, L * Lanes<T>), held in registers
+// from construction (from best and where, or from start() for each line) to
+// store().
 template <typename T, int L> struct GreaterLines {
   typename Line<T>::type top[L];
   typename Line<LaneIndex<T>>::type at[L];
 
+  GreaterLines() = default;
   CYROI_ALWAYS_INLINE GreaterLines(const T* best, const LaneIndex<T>* where) {
     for (int l = 0; l < L; ++l) {
       top[l] = load_line(best + l * Lanes<T>::value);
       at[l] = load_line(where + l * Lanes<T>::value);
     }
+  }
+  CYROI_ALWAYS_INLINE void start(int l, typename Line<T>::type value, LaneIndex<T> index) {
+    top[l] = value;
+    at[l] = typename Line<LaneIndex<T>>::type{} + index;
   }
   CYROI_ALWAYS_INLINE void keep(int l, typename Line<T>::type value, LaneIndex<T> index) {
     const typename Line<LaneIndex<T>>::type take = value > top[l];  // all ones where it wins

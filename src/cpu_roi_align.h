@@ -193,12 +193,10 @@ CYROI_ALWAYS_INLINE void bin_maxima_lines(const ChannelBlock<const T>& in,
                                           LaneIndex<T>* where) {
   constexpr int64_t lanes = Lanes<T>::value;
   const Taps<T> first = combine_taps(bin.ty[0], bin.tx[0], in.sh, in.sw);
-  for (int l = 0; l < L; ++l) {
-    store_line(best + c0 + l * lanes, line_tap_value(in.data + c0 + l * lanes, first));
-    store_line(where + c0 + l * lanes,
-               typename Line<LaneIndex<T>>::type{} + (LaneIndex<T>)bin.index_at(0, 0));
-  }
-  GreaterLines<T, L> lines(best + c0, where + c0);
+  GreaterLines<T, L> lines;
+  for (int l = 0; l < L; ++l)
+    lines.start(l, line_tap_value(in.data + c0 + l * lanes, first),
+                (LaneIndex<T>)bin.index_at(0, 0));
   for (int64_t jy = 0; jy < bin.ny; ++jy)
     for (int64_t ix = jy == 0 ? 1 : 0; ix < bin.nx; ++ix) {
       const Taps<T> t = combine_taps(bin.ty[jy], bin.tx[ix], in.sh, in.sw);

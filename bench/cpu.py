@@ -15,8 +15,9 @@ the ratio of process CPU times: other processes on a shared machine disturb
 it less (it is what a call costs; with 2 threads it sums both). onnxruntime
 runs inference only, so backward rows have no peer. Outputs are compared
 before timing. Extra rows: mode="max", NHWC and float64 against the base
-case, 1 -> 2 thread scaling (paired: calls at either count alternate), the
-latency of a tiny call, and achieved taps per second against a machine probe.
+case and roi_pool's backward against its forward, 1 -> 2 thread scaling
+(both paired: the two calls of a ratio alternate), the latency of a tiny
+call, and achieved taps per second against a machine probe.
 
 MXNet 1.9.1 needs NumPy < 1.24, so its contrib.ROIAlign (forward, and
 forward + backward under autograd) and ROIPooling run in bench/mxnet_peer.py
@@ -205,6 +206,39 @@ def thread_scaling(wl, inputs, pairs=8):
     return rows
 
 
+# Ratios of two cyroi calls that issue 3 bounds, at TARGET_THREADS:
+# (name, (variant, op) of the numerator, (variant, op) of the denominator, at most).
+def _within_cyroi():
+    ratios = [(f"pool_bwd / {forward} time", ("base", "pool_bwd"), ("base", forward), 1.0)
+              for forward in ("pool_fwd", "pool_fwd_argmax")]
+    for variant, limit in (("max", 1.5), ("nhwc", 1.0), ("f64", 2.5)):
+        ratios += [(f"{op} {variant} / base time", (variant, op), ("base", op), limit)
+                   for op in OPS]
+    return ratios
+
+
+WITHIN_CYROI = _within_cyroi()
+
+
+def paired_ratios(wl, inputs, pairs=8):
+    """WITHIN_CYROI's ratios, paired (timing.paired) as thread_scaling's are:
+    two rows timed seconds apart each catch their own spell of a shared
+    machine, and their quotient moved by 20-40% between runs."""
+    cyroi.set_num_threads(TARGET_THREADS)
+    calls = {variant: cyroi_ops(wl, *inputs[variant], variant) for variant in VARIANTS}
+    rows = []
+    for name, (top_variant, top_op), (bottom_variant, bottom_op), limit in WITHIN_CYROI:
+        top, bottom = calls[top_variant].get(top_op), calls[bottom_variant].get(bottom_op)
+        if top is None or bottom is None:
+            continue
+        _, _, ratios = paired(bottom, top, pairs)
+        quarter = len(ratios) // 4
+        rows.append({"workload": wl.name, "ratio": name, "value": statistics.median(ratios),
+                     "quartiles": [ratios[quarter], ratios[-1 - quarter]], "limit": limit})
+    cyroi.set_num_threads(None)
+    return rows
+
+
 def small_call_latency():
     """Microseconds per end-to-end call with K=1, C=1, 7x7 (checks included)."""
     rng = np.random.default_rng(3)
@@ -265,7 +299,7 @@ def find(rows, workload, op, variant="base", threads=TARGET_THREADS):
     return None
 
 
-def targets(rows, small, scaling):
+def targets(rows, small, scaling, within):
     """Issue 3's targets at 2 threads, float32: (name, value, limit, met)."""
     checks = []
 
@@ -279,19 +313,12 @@ def targets(rows, small, scaling):
             continue
         for op in ("align_fwd", "pool_fwd"):
             check(f"{wl} {op} speedup vs onnxruntime", base[op]["speedup"], 10.0, True)
-        for forward in ("pool_fwd", "pool_fwd_argmax"):
-            check(f"{wl} pool_bwd / {forward} time", base["pool_bwd"]["cyroi_ms"]
-                  / base[forward]["cyroi_ms"], 1.0, False)
-        for op in OPS:
-            for variant, limit in (("max", 1.5), ("nhwc", 1.0), ("f64", 2.5)):
-                row = find(rows, wl, op, variant)
-                if row:
-                    check(f"{wl} {op} {variant} / base time",
-                          row["cyroi_ms"] / base[op]["cyroi_ms"], limit, False)
         for op, limit in MXNET_TARGETS.items():
             row = find(rows, wl, op)
             if row and row["mxnet_speedup"]:
                 check(f"{wl} {op} speedup vs MXNet", row["mxnet_speedup"], limit, True)
+    for row in within:
+        check(f"{row['workload']} {row['ratio']} (paired)", row["value"], row["limit"], False)
     for row in scaling:
         if row["op"] in OPS:
             check(f"{row['workload']} {row['op']} 1->2 thread scaling (paired)", row["speedup"],
@@ -350,7 +377,7 @@ def main():
                               "numpy": np.__version__, "onnxruntime": ORT_VERSION,
                               "mxnet": mxnet.get("mxnet"), "cyroi": cyroi.__version__},
                   "probe": probe, "workloads": {}, "agreement": {}, "rows": [], "rates": [],
-                  "thread_scaling": []}
+                  "thread_scaling": [], "paired_ratios": []}
         mxnet_times = {(r["workload"], r["op"], r["threads"]): r for r in mxnet["rows"]}
         print(f"{'workload':10s} {'op':15s} {'var':4s} th {'cyroi ms':>9s} {'cyroi cpu':>9s} "
               f"{'onnxrt ms':>10s} {'speedup':>8s} {'cpu-time':>8s} "
@@ -366,9 +393,10 @@ def main():
             result["rows"] += rows
             result["rates"] += rates(wl, inputs, rows, probe)
             result["thread_scaling"] += thread_scaling(wl, inputs)
+            result["paired_ratios"] += paired_ratios(wl, inputs)
     result["small_call_us"] = small_call_latency()
     result["targets"] = targets(result["rows"], result["small_call_us"],
-                                result["thread_scaling"])
+                                result["thread_scaling"], result["paired_ratios"])
     result["machine"]["load_average_at_end"] = os.getloadavg()
     report(result)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -396,6 +424,11 @@ def report(result):
     for r in result["thread_scaling"]:
         low, high = r["quartiles"]
         print(f"  {r['workload']:11s} {r['op']:15s} {r['speedup']:5.2f} ({low:.2f}-{high:.2f})")
+    print(f"cyroi against cyroi at {TARGET_THREADS} threads, paired (median of per-pair "
+          "ratios, quartiles):")
+    for r in result["paired_ratios"]:
+        low, high = r["quartiles"]
+        print(f"  {r['workload']:11s} {r['ratio']:32s} {r['value']:5.2f} ({low:.2f}-{high:.2f})")
     print("small call K=1, C=1, 7x7 (microseconds per call, checks included):")
     for r in result["small_call_us"]:
         ort = f"  onnxruntime {r['onnxruntime_us']:7.1f}" if r["onnxruntime_us"] else ""

@@ -166,6 +166,10 @@ void roi_pool_forward(const Maps<T>& f, const T* boxes, const int64_t* batch, in
       });
 }
 
+// Largest gradient plane pool_roi_backward scatters into two channels at a
+// time (many_rois float64, 80 KB planes: 0.93x the time of one at a time).
+static const int64_t kPairedPlaneBytes = 128 << 10;
+
 // Adds each output gradient at its argmax into the gradient block; argmax
 // values outside the plane (a hand-made argmax) are ignored, not followed.
 // NCHW runs channel by channel over the bins, reading in place and asking
@@ -191,7 +195,28 @@ void pool_roi_backward(const ChannelBlock<T>& out, int64_t height, int64_t width
   if (grad_out.s.c != 1) {
     const Prefetch next_grad(grad_out, next, c0, channels);
     const Prefetch next_argmax(argmax, next, c0, channels);
-    for (int64_t c = 0; c < channels; ++c) {
+    // Two channels at a time where planes are small: a plane's adds to the
+    // pixel that several bins share wait on each other, and the other
+    // plane's adds fill the wait (frcnn_head 0.85x, many_rois 0.87x the
+    // time); on planes as large as mask_head's (217 KB) it took 1.17x.
+    const bool flat_bins = grad_out.s.w == 1 && grad_out.s.h == grad_out.PW &&
+                           argmax.s.w == 1 && argmax.s.h == argmax.PW;
+    int64_t c = 0;
+    if (flat_bins && plane_size * (int64_t)sizeof(T) <= kPairedPlaneBytes)
+      for (; c + 2 <= channels; c += 2) {
+        for (int64_t j = c; j < c + 2; ++j) {
+          next_grad.part(j, channels);
+          next_argmax.part(j, channels);
+        }
+        T* plane = out.data + c * out.sc;
+        const T* g = &grad_out.at(k, c0 + c, 0, 0);
+        const A* a = &argmax.at(k, c0 + c, 0, 0);
+        for (int64_t b = 0; b < bins; ++b) {
+          add(plane, a[b], g[b]);
+          add(plane + out.sc, a[argmax.s.c + b], g[grad_out.s.c + b]);
+        }
+      }
+    for (; c < channels; ++c) {
       next_grad.part(c, channels);
       next_argmax.part(c, channels);
       T* plane = out.data + c * out.sc;

@@ -13,9 +13,9 @@ cyroi_b); both are imported here and their calls alternate, a then b then
 b then a. Each line gives the median time of either build and the median
 of the per-pair ratios B/A with its quartiles: a slow spell of a shared
 machine falls on both calls of a pair, so a few percent stand out of noise
-that moves the medians of separate runs by 20-40%. (Against another library the same pairing misleads, each side
-running right after the other's thread pool: bench/cpu.py times peers in
-blocks.) A spec is workload:op:variant:threads with op and variant as in
+that moves the medians of separate runs by 20-40%. (Against another
+library the same pairing misleads, each side running right after the
+other's thread pool: bench/cpu.py times peers in blocks.) A spec is workload:op:variant:threads with op and variant as in
 bench/cpu.py (align_fwd, ..., pool_bwd; base, max, nhwc, f64).
 """
 import argparse

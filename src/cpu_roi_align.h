@@ -165,8 +165,8 @@ CYROI_ALWAYS_INLINE typename Line<T>::type line_tap_value(const T* data, const T
 // registers across the samples (through memory, each sample waits on the
 // last one's store) and go out averaged (through a buffer, its loads wait
 // on the stores: frcnn_head 0.94x, float64 0.83-0.89x the time), and each
-// sample's taps are made as it comes (listing them first, as the other loops do, costs their stores
-// and loads on narrow blocks).
+// sample's taps are made as it comes (listing them first, as the other
+// loops do, costs their stores and loads on narrow blocks).
 template <typename T, int L>
 CYROI_ALWAYS_INLINE void bin_averages_lines(const ChannelBlock<const T>& in,
                                             const BinSamples<T>& bin, const Divisor<T>& count,

@@ -208,15 +208,17 @@ CYROI_ALWAYS_INLINE void bin_maxima_lines(const ChannelBlock<const T>& in,
 }
 #endif
 
-// acc[c] += v(sample) for the batch's samples in order, channels [c0, width).
+// acc[c] += v(sample) for the bin's samples in order, channels [c0, width),
+// each sample's taps made as it comes.
 template <typename T, bool Dense>
-CYROI_ALWAYS_INLINE void add_samples(const ChannelBlock<const T>& in, const SampleBatch<T>& b,
+CYROI_ALWAYS_INLINE void add_samples(const ChannelBlock<const T>& in, const BinSamples<T>& bin,
                                      int64_t c0, T* acc) {
   const int64_t sc = Dense ? 1 : in.sc, width = in.width;
-  for (int64_t j = 0; j < b.size; ++j) {
-    const Taps<T> t = b.taps[j];
-    for (int64_t c = c0; c < width; ++c) acc[c] += tap_value<T, T>(in.data + c * sc, t);
-  }
+  for (int64_t jy = 0; jy < bin.ny; ++jy)
+    for (int64_t ix = 0; ix < bin.nx; ++ix) {
+      const Taps<T> t = combine_taps(bin.ty[jy], bin.tx[ix], in.sh, in.sw);
+      for (int64_t c = c0; c < width; ++c) acc[c] += tap_value<T, T>(in.data + c * sc, t);
+    }
 }
 
 // Running first maximum, channels [c0, width): a later sample wins only if
@@ -249,10 +251,7 @@ CYROI_ALWAYS_INLINE void average_bin(const ChannelBlock<const T>& in, const BinS
 #endif
   if (c0 == width) return;
   for (int64_t c = c0; c < width; ++c) acc[c] = 0;
-  for (int64_t first = 0; first < bin.size(); first += s.batch.size) {
-    bin.fill(first, in.sh, in.sw, s.batch);
-    add_samples<T, Dense>(in, s.batch, c0, acc);
-  }
+  add_samples<T, Dense>(in, bin, c0, acc);
   if (count.exact_inverse)
     for (int64_t c = c0; c < width; ++c) out[c * out_sc] = acc[c] * count.inverse;
   else

@@ -346,20 +346,37 @@ template <> struct Tile<int64_t> {
 };
 #endif
 
+// How far ahead along its source rows a wide transpose asks for lines
+// (copy_channels_last: each row is a plane of the map, streamed from
+// memory once; the copy of mask_head's map alone took 0.75-0.8x the time,
+// its roi_align forward 0.93-0.96x, roi_pool 0.87-0.92x; 1 KB ahead and
+// more took longer than none).
+static const int64_t kRowPrefetchBytes = 256;
+
 // dst[j * ds + i] = src[i * ss + j] for i < rows, j < cols, tile by tile,
 // walking the longer side in the outer loop so the short side's rows stay
-// in L1 between tiles.
+// in L1 between tiles. With prefetch_rows, a transpose wider than it is
+// tall asks for each source row's line kRowPrefetchBytes ahead as it
+// reaches a new one.
 template <typename T>
-void transpose(const T* src, int64_t ss, int64_t rows, int64_t cols, T* dst, int64_t ds) {
+void transpose(const T* src, int64_t ss, int64_t rows, int64_t cols, T* dst, int64_t ds,
+               bool prefetch_rows = false) {
   const int64_t n = Tile<T>::size, full_rows = rows / n * n, full_cols = cols / n * n;
   if (rows >= cols) {
     for (int64_t i = 0; i < full_rows; i += n)
       for (int64_t j = 0; j < full_cols; j += n)
         Tile<T>::move(src + i * ss + j, ss, dst + j * ds + i, ds);
   } else {
-    for (int64_t j = 0; j < full_cols; j += n)
+    constexpr int64_t per_line = 64 / sizeof(T);
+    for (int64_t j = 0; j < full_cols; j += n) {
+#if defined(__GNUC__)
+      if (prefetch_rows && j % per_line == 0)
+        for (int64_t i = 0; i < rows; ++i)
+          __builtin_prefetch(src + i * ss + j + kRowPrefetchBytes / (int64_t)sizeof(T));
+#endif
       for (int64_t i = 0; i < full_rows; i += n)
         Tile<T>::move(src + i * ss + j, ss, dst + j * ds + i, ds);
+    }
   }
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = i < full_rows ? full_cols : 0; j < cols; ++j)
@@ -392,7 +409,7 @@ void copy_channels_last(const Maps<T>& f, int64_t n, int64_t c0, int64_t width, 
   const T* src = f.plane(n, c0);
   if (f.s.w == 1 && f.s.h == f.W) {
     const auto move = [&](int64_t p, int64_t c, int64_t stretch, int64_t planes) {
-      transpose(src + c * f.s.c + p, f.s.c, planes, stretch, block + p * width + c, width);
+      transpose(src + c * f.s.c + p, f.s.c, planes, stretch, block + p * width + c, width, true);
     };
     return for_each_stretch<T>(f.H * f.W, width, move);
   }

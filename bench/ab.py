@@ -15,14 +15,14 @@ of the per-pair ratios B/A with its quartiles: a slow spell of a shared
 machine falls on both calls of a pair, so a few percent stand out of noise
 that moves the medians of separate runs by 20-40%. (Against another
 library the same pairing misleads, each side running right after the
-other's thread pool: bench/cpu.py times peers in blocks.) A spec is workload:op:variant:threads with op and variant as in
-bench/cpu.py (align_fwd, ..., pool_bwd; base, max, nhwc, f64).
+other's thread pool: bench/cpu.py times peers in blocks.) A spec is
+workload:op:variant:threads with op and variant as in bench/cpu.py
+(align_fwd, ..., pool_bwd; base, max, nhwc, f64).
 """
 import argparse
 import glob
 import importlib
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from cpu import cyroi_ops, workload_inputs  # noqa: E402
-from timing import paired  # noqa: E402
+from timing import median_and_quartiles, paired  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
 
@@ -70,10 +70,9 @@ def main():
             for lib in builds:
                 lib.set_num_threads(int(threads))
             ms_a, ms_b, ratios = paired(*calls, args.pairs)
-            quarter = len(ratios) // 4
+            ratio, (low, high) = median_and_quartiles(ratios)
             print(f"{spec:32s} A {ms_a:8.2f} ms  B {ms_b:8.2f} ms  "
-                  f"B/A {statistics.median(ratios):.3f} "
-                  f"(quartiles {ratios[quarter]:.3f}-{ratios[-1 - quarter]:.3f})", flush=True)
+                  f"B/A {ratio:.3f} (quartiles {low:.3f}-{high:.3f})", flush=True)
 
 
 if __name__ == "__main__":

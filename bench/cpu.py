@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -47,7 +46,7 @@ from onnx_peer import VERSION as ORT_VERSION  # noqa: E402
 from onnx_peer import Peer, max_roi_pool_model, roi_align_model  # noqa: E402
 import mxnet_peer  # noqa: E402  (runs MXNet in another venv; imports no MXNet here)
 from probe import machine_probe  # noqa: E402
-from timing import paired, timed  # noqa: E402
+from timing import median_and_quartiles, paired, timed  # noqa: E402
 from workloads import SAMPLING_RATIO, WORKLOADS, align_taps, pool_reads  # noqa: E402
 
 LEGACY_PYTHON = HERE.parent / ".venv-legacy" / "bin" / "python"
@@ -198,10 +197,8 @@ def thread_scaling(wl, inputs, pairs=8):
                 cyroi.set_num_threads(threads)
                 call()
             return run
-        _, _, ratios = paired(at(TARGET_THREADS), at(1), pairs)
-        quarter = len(ratios) // 4
-        rows.append({"workload": wl.name, "op": op, "speedup": statistics.median(ratios),
-                     "quartiles": [ratios[quarter], ratios[-1 - quarter]]})
+        speedup, quartiles = median_and_quartiles(paired(at(TARGET_THREADS), at(1), pairs)[2])
+        rows.append({"workload": wl.name, "op": op, "speedup": speedup, "quartiles": quartiles})
     cyroi.set_num_threads(None)
     return rows
 
@@ -231,10 +228,9 @@ def paired_ratios(wl, inputs, pairs=8):
         top, bottom = calls[top_variant].get(top_op), calls[bottom_variant].get(bottom_op)
         if top is None or bottom is None:
             continue
-        _, _, ratios = paired(bottom, top, pairs)
-        quarter = len(ratios) // 4
-        rows.append({"workload": wl.name, "ratio": name, "value": statistics.median(ratios),
-                     "quartiles": [ratios[quarter], ratios[-1 - quarter]], "limit": limit})
+        value, quartiles = median_and_quartiles(paired(bottom, top, pairs)[2])
+        rows.append({"workload": wl.name, "ratio": name, "value": value,
+                     "quartiles": quartiles, "limit": limit})
     cyroi.set_num_threads(None)
     return rows
 

@@ -36,3 +36,9 @@ def paired(call_a, call_b, pairs):
             times.append(time.perf_counter() - start)
     ratios = sorted(b / a for a, b in zip(times_a, times_b))
     return statistics.median(times_a) * 1e3, statistics.median(times_b) * 1e3, ratios
+
+
+def median_and_quartiles(ratios):
+    """(median, [lower quartile, upper quartile]) of paired()'s sorted ratios."""
+    quarter = len(ratios) // 4
+    return statistics.median(ratios), [ratios[quarter], ratios[-1 - quarter]]

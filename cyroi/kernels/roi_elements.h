@@ -71,18 +71,14 @@ CYROI_HD AlignBox<Acc> align_box_of(const Acc* boxes, const AlignSpec<Acc>& s, i
   return align_box(boxes + 4 * k, s.scale, s.aligned, s.pooled_h, s.pooled_w, s.sampling_ratio);
 }
 
-// Grids up to this side are trimmed from [0, grid) directly, sparing the
-// double arithmetic of sample_window in the common case.
-static const int64_t kSmallGrid = 64;
-
 // The in-map samples [first, end) of bin p along one axis: the candidates
-// (sample_window's for large grids) trimmed to those axis_tap accepts. Sample
-// coordinates grow with the index, so the in-map samples form one run.
+// trimmed to those axis_tap accepts. Sample coordinates move one way with the
+// index, so the in-map samples form one run.
 template <typename Acc>
 CYROI_HD void in_map_samples(Acc start, Acc bin, int64_t p, int64_t grid, int64_t size,
                              int64_t* first, int64_t* end) {
-  int64_t lo = 0, hi = max_of(grid, (int64_t)0);
-  if (grid > kSmallGrid) sample_window(start, bin, p, grid, size, &lo, &hi);
+  int64_t lo, hi;
+  candidate_samples(start, bin, p, grid, size, &lo, &hi);
   AxisTap<Acc> t;
   while (lo < hi && !axis_tap(sample_coord(start, bin, p, lo, grid), size, &t)) ++lo;
   while (hi > lo && !axis_tap(sample_coord(start, bin, p, hi - 1, grid), size, &t)) --hi;

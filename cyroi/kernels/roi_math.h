@@ -186,6 +186,20 @@ CYROI_HD void sample_window(T start, T bin, int64_t p, int64_t grid, int64_t siz
   sample_window_between(start, bin, p, grid, -1.0, (double)size, 1e-5, first, last);
 }
 
+// Grids up to this side take all of [0, grid) as candidates, sparing the
+// double arithmetic of sample_window in the common case.
+static const int64_t kSmallGrid = 64;
+
+// Candidate sample indices [first, last) of bin p: a range holding every
+// sample that reads the map (see sample_window).
+template <typename T>
+CYROI_HD void candidate_samples(T start, T bin, int64_t p, int64_t grid, int64_t size,
+                                int64_t* first, int64_t* last) {
+  *first = 0;
+  *last = max_of(grid, (int64_t)0);
+  if (grid > kSmallGrid) sample_window(start, bin, p, grid, size, first, last);
+}
+
 // mode="max": the samples outside the map read 0 and take part in the max.
 // Given the exact in-map index ranges [y0, y1) and [x0, x1) of a bin (empty
 // if y0 >= y1), returns the row-major index of its first outside sample, or

@@ -270,10 +270,13 @@ void run_items(int64_t items, int64_t team, Schedule schedule, Body body) {
 
 // run_items on up to `threads` threads, except that work below
 // `serial_work` (in the caller's units) runs on the calling thread: waking a
-// team costs more than a tiny call.
+// team costs more than a tiny call. Items go to threads as they come free:
+// on a machine shared with other work one thread falls behind, and a fixed
+// share waits for it (2 threads, busy spells: mask_head roi_align forward
+// 0.90-0.99x the time of static shares, backward 0.90, frcnn_head roi_pool
+// backward 0.83-0.85; quiet spells: 0.96-1.01).
 template <typename Scratch, typename Body>
-void for_each_item(int64_t items, int threads, double work, Body body,
-                   Schedule schedule = Schedule::kStatic) {
+void for_each_item(int64_t items, int threads, double work, Body body) {
   const double serial_work = 2e5;
   const int64_t team =
       work < serial_work ? 1 : std::max<int64_t>(1, std::min<int64_t>(threads, items));
@@ -282,7 +285,7 @@ void for_each_item(int64_t items, int threads, double work, Body body,
     for (int64_t item = 0; item < items; ++item) body(item, scratch);
     return;
   }
-  run_items<Scratch>(items, team, schedule, body);
+  run_items<Scratch>(items, team, Schedule::kDynamic, body);
 }
 
 // Channels per block: a multiple of the SIMD chunk, at most `widest`, and
@@ -653,10 +656,7 @@ void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois,
   // Every image's channels are shared among all threads (groups 1): images
   // differ in their RoIs' number and sizes, and a thread that took whole
   // images would leave the others waiting (frcnn_head, 2 images at 2
-  // threads: 0.87-0.94x the time of one 256-channel block per image). Items
-  // go to threads as they come free: on a machine shared with other work a
-  // thread falls behind, and a fixed share waits for it (at 2 threads, busy
-  // spells: 0.90-0.99x the time of static shares; quiet ones: the same).
+  // threads: 0.87-0.94x the time of one 256-channel block per image).
   const int64_t widest = block_width<T>(f, kCopyBytes);
   const int64_t width = channel_block<T>(f.C, 1, threads, widest);
   const int64_t blocks = (f.C + width - 1) / width;
@@ -667,7 +667,7 @@ void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois,
     const ChannelBlock<const T> in{s.block.data(), f.W * w, w, 1, w};
     for (int64_t r = groups.begin[n]; r < groups.begin[n + 1]; ++r)
       roi(in, groups.order[r], groups.after(n, r), c0, s);
-  }, Schedule::kDynamic);
+  });
 }
 
 // Zeroes the block's channels at every pixel of a rows x columns map.

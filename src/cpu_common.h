@@ -273,8 +273,8 @@ void run_items(int64_t items, int64_t team, Schedule schedule, Body body) {
 // team costs more than a tiny call. Items go to threads as they come free:
 // on a machine shared with other work one thread falls behind, and a fixed
 // share waits for it (2 threads, busy spells: mask_head roi_align forward
-// 0.90-0.99x the time of static shares, backward 0.90, frcnn_head roi_pool
-// backward 0.83-0.85; quiet spells: 0.96-1.01).
+// 0.90-0.99x the time of static shares, backward 0.90-0.97x, frcnn_head
+// roi_pool backward 0.83-0.92x; quiet spells: 0.96-1.01x).
 template <typename Scratch, typename Body>
 void for_each_item(int64_t items, int threads, double work, Body body) {
   const double serial_work = 2e5;

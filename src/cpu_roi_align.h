@@ -124,7 +124,8 @@ template <typename T> struct BinSamples {
 template <typename T> struct AlignScratch {
   RoiSamples<T> roi;
   SampleBatch<T> batch;
-  std::vector<T> acc, block, staged;
+  std::vector<T> acc, staged;
+  LineVector<T> block;
   std::vector<LaneIndex<T>> ordinal, places, loaded;
   std::vector<int64_t> firsts, totals;
   std::vector<int64_t> wide_ordinal;  // float bins of more than 2^31 samples

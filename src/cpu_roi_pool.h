@@ -15,7 +15,8 @@ template <typename T> struct PoolParams {
 // A: the argmax's integer type, int32_t (torchvision's) or int64_t (maps of
 // more than 2^31 - 1 pixels; cyroi._checks.pool_argmax_dtype).
 template <typename T, typename A> struct PoolScratch {
-  std::vector<T> best, block, staged;
+  std::vector<T> best, staged;
+  LineVector<T> block;
   std::vector<A> staged_where;
   std::vector<LaneIndex<T>> where;
   std::vector<int64_t> wide_where;  // float maps of more than 2^31 pixels

@@ -393,11 +393,10 @@ void transpose(const T* src, int64_t ss, int64_t rows, int64_t cols, T* dst, int
       for (int64_t j = 0; j < full_cols; j += n)
         Tile<T>::move(src + i * ss + j, ss, dst + j * ds + i, ds);
   } else {
-    constexpr int64_t per_line = 64 / sizeof(T);
     for (int64_t j = 0; j < full_cols; j += n) {
 #if defined(__GNUC__)
       // Integer addresses: the lines asked for may lie past the rows' end.
-      if (prefetch_rows && j % per_line == 0)
+      if (prefetch_rows && j % Lanes<T>::value == 0)
         for (int64_t i = 0; i < rows; ++i)
           __builtin_prefetch((const void*)((uintptr_t)(src + i * ss + j) + kRowPrefetchBytes));
 #endif

@@ -35,8 +35,9 @@ template <typename T> struct AxisGrid {
       candidate_samples(start, bin, p, grid, size, &lo, &hi);
       // Room for every candidate, filled through a pointer: push_back's
       // stores could alias the vectors' own bookkeeping, and reloading it
-      // took a third of this loop's time. A hopeless window (2^31 samples on
-      // the map) fails at once instead of growing through memory first.
+      // took two fifths of this loop's time (443 against 269 ns per
+      // mask_head RoI). A hopeless window (2^31 samples on the map) fails
+      // at once instead of growing through memory first.
       const size_t at = taps.size();
       taps.resize(at + (size_t)(hi - lo));
       AxisTap<T>* t = taps.data() + at;

@@ -223,3 +223,34 @@ def test_channels_in_register_chunks(dtype, layout, restore_threads):
     expected, expected_argmax = reference.roi_pool(x, r, (5, 4), 0.9, dtype=dtype)
     assert_same(from_layout(out, layout), expected)
     np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)
+
+
+def skewed_copy(x, skew):
+    """x in memory that starts `skew` bytes past a 64-byte line."""
+    buffer = np.empty(x.nbytes + 128, np.uint8)
+    start = (-buffer.ctypes.data) % 64 + skew
+    y = buffer[start:start + x.nbytes].view(x.dtype).reshape(x.shape)
+    y[...] = x
+    return y
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("channels", [32, 80, 112, 256])
+@pytest.mark.parametrize("skew", [0, 8, 16, 32, 48])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nhwc_map_off_a_line(dtype, skew, channels, threads, restore_threads):
+    """NHWC maps are read in place, and NumPy puts large arrays 16 bytes
+    past a 64-byte line: roi_align's average then runs each pixel's first
+    channels apart from the lines after them, and its last ones (LineSpan),
+    on every whole-line count of the forward's chunks."""
+    cyroi.set_num_threads(threads)
+    rng = np.random.default_rng(channels + skew)
+    x = rng.standard_normal((2, channels, 9, 12)).astype(dtype)
+    corner = rng.uniform(-3, 9, (12, 2))
+    r = np.column_stack([rng.integers(0, 2, 12), corner,
+                         corner + rng.uniform(1, 10, (12, 2))]).astype(dtype)
+    f = skewed_copy(to_layout(x, "NHWC"), skew)
+    for ratio in (-1, 2):
+        expected = reference.roi_align(x, r, (3, 5), 0.8, ratio, True, dtype=dtype)[0]
+        out = cyroi.roi_align(f, r, (3, 5), 0.8, ratio, True, layout="NHWC")
+        assert_same(from_layout(out, "NHWC"), expected)

@@ -254,3 +254,42 @@ def test_nhwc_map_off_a_line(dtype, skew, channels, threads, restore_threads):
         expected = reference.roi_align(x, r, (3, 5), 0.8, ratio, True, dtype=dtype)[0]
         out = cyroi.roi_align(f, r, (3, 5), 0.8, ratio, True, layout="NHWC")
         assert_same(from_layout(out, "NHWC"), expected)
+
+
+def padded_view(x, pad):
+    """x as a view of an array `pad` channels wider (NHWC: channels last)."""
+    wide = np.zeros(x.shape[:-1] + (x.shape[-1] + pad,), x.dtype)
+    wide[..., :x.shape[-1]] = x
+    return wide[..., :x.shape[-1]]
+
+
+ARGMAX_VIEWS = {
+    "contiguous": lambda a: a,
+    "padded": lambda a: padded_view(a, 7),
+    "planes": lambda a: np.ascontiguousarray(from_layout(a, "NHWC")).transpose(0, 2, 3, 1),
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("argmax_view", ARGMAX_VIEWS)
+@pytest.mark.parametrize("grad_pad", [0, 3])
+def test_nhwc_pool_backward_reads_bins_in_place(grad_pad, argmax_view, threads,
+                                                restore_threads):
+    """NHWC roi_pool backward reads each bin's output gradients where they
+    lie, and the argmax too where its channels are adjacent: here views of
+    arrays wider than their channels, as a channels-last tensor sliced from
+    a larger one comes, and an argmax whose channels lie planes apart."""
+    cyroi.set_num_threads(threads)
+    rng = np.random.default_rng(grad_pad)
+    x = rng.standard_normal((2, 48, 10, 13)).astype(np.float32)
+    corner = rng.uniform(-2, 11, (9, 2))
+    r = np.column_stack([rng.integers(0, 2, 9), corner,
+                         corner + rng.uniform(1, 8, (9, 2))]).astype(np.float32)
+    expected, expected_argmax = reference.roi_pool(x, r, (3, 4), 1.0, dtype=np.float32)
+    g = rng.standard_normal(expected.shape).astype(np.float32)
+    argmax = ARGMAX_VIEWS[argmax_view](to_layout(expected_argmax, "NHWC"))
+    grad = cyroi.roi_pool_backward(padded_view(to_layout(g, "NHWC"), grad_pad), r, argmax,
+                                   to_layout(x, "NHWC").shape, layout="NHWC")
+    assert_same(from_layout(grad, "NHWC"),
+                reference.roi_pool_backward(g, r, x.shape, (3, 4), 1.0, expected_argmax,
+                                            dtype=np.float32))

@@ -221,6 +221,11 @@ CYROI_ALWAYS_INLINE void keep_greater(T value, Index index, T& best, Index& wher
 // keep_greater on L lines of channels [0, L * Lanes<T>), held in registers
 // from construction (from best and where, or from start() for each line) to
 // store().
+// GCC warned that start() reads the vector it writes whole (its lowering of
+// 64-byte vectors for narrower targets writes them piece by piece): a false
+// alarm, once for each vector of each instance.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 template <typename T, int L> struct GreaterLines {
   typename Line<T>::type top[L];
   typename Line<LaneIndex<T>>::type at[L];
@@ -248,6 +253,7 @@ template <typename T, int L> struct GreaterLines {
     }
   }
 };
+#pragma GCC diagnostic pop
 #endif
 
 // The RoIs visited by backward, grouped by image in a fixed order:

@@ -2,6 +2,8 @@
 SPEC.md), forward and backward, on random problems. The oracle computes the
 geometry and sums in the dtype under test, so results must agree exactly:
 the same formulas in the same order of operations."""
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -242,17 +244,24 @@ def test_nhwc_map_off_a_line(dtype, skew, channels, threads, restore_threads):
     """NHWC maps are read in place, and NumPy puts large arrays 16 bytes
     past a 64-byte line: roi_align's average then runs each pixel's first
     channels apart from the lines after them, and its last ones (LineSpan),
-    on every whole-line count of the forward's chunks."""
+    on every whole-line count of the forward's chunks; mode "max" reads
+    the lines as they fall. Integer levels make ties in mode "max", whose
+    first maximum must win."""
     cyroi.set_num_threads(threads)
     rng = np.random.default_rng(channels + skew)
-    x = rng.standard_normal((2, channels, 9, 12)).astype(dtype)
+    x = rng.integers(-2, 3, (2, channels, 9, 12)).astype(dtype)
     corner = rng.uniform(-3, 9, (12, 2))
     r = np.column_stack([rng.integers(0, 2, 12), corner,
                          corner + rng.uniform(1, 10, (12, 2))]).astype(dtype)
     f = skewed_copy(to_layout(x, "NHWC"), skew)
-    for ratio in (-1, 2):
-        expected = reference.roi_align(x, r, (3, 5), 0.8, ratio, True, dtype=dtype)[0]
-        out = cyroi.roi_align(f, r, (3, 5), 0.8, ratio, True, layout="NHWC")
+    for ratio, mode in itertools.product((-1, 2), ("avg", "max")):
+        expected, expected_argmax = reference.roi_align(x, r, (3, 5), 0.8, ratio, True, mode,
+                                                        dtype=dtype)
+        out = cyroi.roi_align(f, r, (3, 5), 0.8, ratio, True, mode, layout="NHWC",
+                              return_argmax=mode == "max")
+        if mode == "max":
+            out, argmax = out
+            np.testing.assert_array_equal(from_layout(argmax, "NHWC"), expected_argmax)
         assert_same(from_layout(out, "NHWC"), expected)
 
 

@@ -157,6 +157,7 @@ CYROI_ALWAYS_INLINE void for_lines_exactly(int64_t c0, int64_t end, Run&& run) {
     case 1: return run(c0, std::integral_constant<int, 1>());
   }
 }
+#endif
 
 // Where a dense block's 64-byte lines fall, when every pixel's channels
 // start the same whole number of quarter lines past one (NumPy puts large
@@ -187,7 +188,6 @@ template <typename T> struct LineSpan {
       quarter[q] = q < leading ? q * kQuarter : end + (q - leading) * kQuarter;
   }
 };
-#endif
 
 // A divisor and, when it is a power of two, its exact inverse: then x / d
 // and x * (1 / d) are the same number (both round the same exact quotient),

@@ -176,7 +176,9 @@ template <typename T> struct LineSpan {
   explicit LineSpan(const ChannelBlock<const T>& in) {
     constexpr int64_t lanes = Lanes<T>::value, line_bytes = 64;
     const int64_t skew = (int64_t)((uintptr_t)in.data % line_bytes);
-    const auto on_lines = [](int64_t stride) { return stride * (int64_t)sizeof(T) % 64 == 0; };
+    const auto on_lines = [](int64_t stride) {
+      return stride * (int64_t)sizeof(T) % line_bytes == 0;
+    };
     if (in.sc != 1 || skew == 0 || skew % 16 != 0 || !on_lines(in.sh) || !on_lines(in.sw) ||
         in.width % lanes != 0 || in.width < 2 * lanes)
       return;
@@ -642,10 +644,12 @@ Prefetch next_written(const Pooled<T>& out, int64_t next_k, int64_t c0, int64_t 
   return Prefetch(out, plain_staged ? next_k : -1, c0, width, true);
 }
 
-// Whether backward loads a RoI's output gradients (and winners) for `width`
-// channels up front into a channels-last buffer (load_bins): NCHW ones so
-// the loops run over adjacent channels, NHWC ones so that all the RoI's
-// lines are requested at once, not one bin at a time between scatters.
+// Whether roi_align's backward loads a RoI's output gradients (and winners)
+// for `width` channels up front into a channels-last buffer (load_bins):
+// NCHW ones so the loops run over adjacent channels, NHWC ones so that all
+// the RoI's lines are requested at once, not one bin at a time between
+// scatters (read in place they took 1.07-1.09x the time; roi_pool's NHWC
+// backward, with one add per input, reads them in place).
 inline bool staged_inputs(int64_t width) { return width > 1; }
 
 template <typename T>

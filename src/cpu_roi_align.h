@@ -27,7 +27,6 @@ template <typename T> struct AxisGrid {
   std::vector<int64_t> begin, first;
 
   void compute(T start, T bin, int64_t pooled, int64_t grid, int64_t size) {
-    taps.clear();
     first.clear();
     begin.assign(1, 0);
     for (int64_t p = 0; p < pooled; ++p) {
@@ -37,16 +36,17 @@ template <typename T> struct AxisGrid {
       // stores could alias the vectors' own bookkeeping, and reloading it
       // took two fifths of this loop's time (443 against 269 ns per
       // mask_head RoI). A hopeless window (2^31 samples on the map) fails
-      // at once instead of growing through memory first.
-      const size_t at = taps.size();
-      taps.resize(at + (size_t)(hi - lo));
+      // at once instead of growing through memory first. The vector only
+      // grows (begin.back() taps are in use): shrinking it made every RoI
+      // clear its room again.
+      const size_t at = (size_t)begin.back();
+      if (taps.size() < at + (size_t)(hi - lo)) taps.resize(at + (size_t)(hi - lo));
       AxisTap<T>* t = taps.data() + at;
       for (int64_t i = lo; i < hi; ++i)
         if (axis_tap(sample_coord(start, bin, p, i, grid), size, t + inside))
           if (inside++ == 0) first_inside = i;
-      taps.resize(at + (size_t)inside);
       first.push_back(first_inside);
-      begin.push_back((int64_t)taps.size());
+      begin.push_back((int64_t)at + inside);
     }
   }
   int64_t count(int64_t p) const { return begin[p + 1] - begin[p]; }

@@ -461,9 +461,10 @@ void transpose(const T* src, int64_t ss, int64_t rows, int64_t cols, T* dst, int
 #if defined(__GNUC__)
       // Integer addresses: the lines asked for may lie past the rows' end.
       if (prefetch_rows && j % Lanes<T>::value == 0)
-        for (int64_t i = 0; i < rows; ++i)
-          __builtin_prefetch((const void*)((uintptr_t)(src + i * ss + j) + kRowPrefetchBytes), 0,
-                             0);
+        for (int64_t i = 0; i < rows; ++i) {
+          const uintptr_t ahead = (uintptr_t)(src + i * ss + j) + kRowPrefetchBytes;
+          __builtin_prefetch((const void*)ahead, 0, 0);  // to read, non-temporal
+        }
 #endif
       for (int64_t i = 0; i < full_rows; i += n)
         Tile<T>::move(src + i * ss + j, ss, dst + j * ds + i, ds);

@@ -39,8 +39,8 @@ template <typename T> struct AxisGrid {
       // at once instead of growing through memory first. The vector only
       // grows (begin.back() taps are in use): shrinking it made every RoI
       // clear its room again.
-      const size_t at = (size_t)begin.back();
-      if (taps.size() < at + (size_t)(hi - lo)) taps.resize(at + (size_t)(hi - lo));
+      const size_t at = (size_t)begin.back(), room = at + (size_t)(hi - lo);
+      if (taps.size() < room) taps.resize(room);
       AxisTap<T>* t = taps.data() + at;
       for (int64_t i = lo; i < hi; ++i)
         if (axis_tap(sample_coord(start, bin, p, i, grid), size, t + inside))

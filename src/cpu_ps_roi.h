@@ -74,9 +74,9 @@ void backward_item(PsRoiAlign, const Maps<T>& grad, const Pooled<T>& grad_out, c
         for (int64_t first = 0; first < bin.size(); first += s.batch.size) {
           bin.fill(first, out.sh, out.sw, s.batch);
           if (count.exact_inverse)
-            scatter_samples<T, false, true>(out, s.batch, g.data(), count);
+            scatter_samples<T, false, true>(out, s.batch, g.data(), count, 0);
           else
-            scatter_samples<T, false, false>(out, s.batch, g.data(), count);
+            scatter_samples<T, false, false>(out, s.batch, g.data(), count, 0);
         }
       }
     }

@@ -443,17 +443,50 @@ void roi_align_forward_item(const Maps<T>& f, const T* box, int64_t n, const Ali
 
 // --------------------------------------------------------------- backward
 
+#ifdef CYROI_LINES
+// dst += share(l, weight) for each tap of one sample, in tap order, on
+// channels [c0, c0 + L lines) of a dense block.
+template <typename T, int L, typename Share>
+CYROI_ALWAYS_INLINE void add_to_taps_lines(T* data, const Taps<T>& t, int64_t c0, Share&& share) {
+  constexpr int64_t lanes = Lanes<T>::value;
+  for (int q = 0; q < 4; ++q) {
+    T* dst = data + t.offset[q] + c0;
+    for (int l = 0; l < L; ++l)
+      store_line(dst + l * lanes, load_line(dst + l * lanes) + share(l, t.weight[q]));
+  }
+}
+
+// scatter_samples over a whole bin, channels [c0, c0 + L lines) of a dense
+// block: the output gradients stay in registers (the scalar loop reloads
+// them for every tap, as the taps' stores might alias them).
+template <typename T, int L, bool ExactInverse>
+CYROI_ALWAYS_INLINE void scatter_bin_lines(const ChannelBlock<T>& out, const BinSamples<T>& bin,
+                                           const T* g, const Divisor<T>& count, int64_t c0) {
+  constexpr int64_t lanes = Lanes<T>::value;
+  typename Line<T>::type grad[L];
+  for (int l = 0; l < L; ++l) grad[l] = load_line(g + c0 + l * lanes);
+  const auto share = [&](int l, T weight) CYROI_INLINE_LAMBDA {
+    const typename Line<T>::type part = grad[l] * weight;
+    return ExactInverse ? part * count.inverse : part / count.value;
+  };
+  for (int64_t jy = 0; jy < bin.ny; ++jy)
+    for (int64_t ix = 0; ix < bin.nx; ++ix)
+      add_to_taps_lines<T, L>(out.data, combine_taps(bin.ty[jy], bin.tx[ix], out.sh, out.sw), c0,
+                              share);
+}
+#endif
+
 // Adds g[c] * weight / count to each tap of each sample of the batch, in
-// sample then tap order.
+// sample then tap order, channels [c0, width).
 template <typename T, bool Dense, bool ExactInverse>
 CYROI_ALWAYS_INLINE void scatter_samples(const ChannelBlock<T>& out, const SampleBatch<T>& b,
-                                         const T* g, const Divisor<T>& count) {
+                                         const T* g, const Divisor<T>& count, int64_t c0) {
   const int64_t sc = Dense ? 1 : out.sc, width = out.width;
   for (int64_t j = 0; j < b.size; ++j) {
     for (int q = 0; q < 4; ++q) {
       T* dst = out.data + b.taps[j].offset[q];
       const T weight = b.taps[j].weight[q];
-      for (int64_t c = 0; c < width; ++c) {
+      for (int64_t c = c0; c < width; ++c) {
         if (ExactInverse)
           dst[c * sc] += g[c] * weight * count.inverse;
         else
@@ -462,6 +495,33 @@ CYROI_ALWAYS_INLINE void scatter_samples(const ChannelBlock<T>& out, const Sampl
     }
   }
 }
+
+#ifdef CYROI_LINES
+// scatter_winners' pass over every listed sample of a bin (whole grid rows,
+// the first with place `first`) on channels [c0, c0 + L lines) of a dense
+// block: each sample's share, g where it won and +0 elsewhere, is chosen
+// once for its four taps.
+template <typename T, int L>
+CYROI_ALWAYS_INLINE void scatter_winner_lines(const ChannelBlock<T>& out,
+                                              const BinSamples<T>& bin,
+                                              const LaneIndex<T>* places, int64_t first,
+                                              const T* g, int64_t c0) {
+  constexpr int64_t lanes = Lanes<T>::value;
+  typename Line<T>::type grad[L], won[L];
+  typename Line<LaneIndex<T>>::type where[L];
+  for (int l = 0; l < L; ++l) {
+    grad[l] = load_line(g + c0 + l * lanes);
+    where[l] = load_line(places + c0 + l * lanes);
+  }
+  LaneIndex<T> place = (LaneIndex<T>)first;
+  for (int64_t jy = 0; jy < bin.ny; ++jy)
+    for (int64_t ix = 0; ix < bin.nx; ++ix, ++place) {
+      for (int l = 0; l < L; ++l) won[l] = where[l] == place ? grad[l] : typename Line<T>::type{};
+      add_to_taps_lines<T, L>(out.data, combine_taps(bin.ty[jy], bin.tx[ix], out.sh, out.sw), c0,
+                              [&](int l, T weight) CYROI_INLINE_LAMBDA { return won[l] * weight; });
+    }
+}
+#endif
 
 // mode "max": the gradient goes to the taps of each channel's winning sample.
 //
@@ -487,13 +547,20 @@ CYROI_ALWAYS_INLINE void scatter_winners(const ChannelBlock<T>& out, const RoiSa
   const int64_t first = winners ? bin.first_y * b.grid_w + bin.first_x : 0;
   if (Dense && places && total > 0 && total <= SampleBatch<T>::kCapacity &&
       bin.nx == b.grid_w && first + total - 1 <= std::numeric_limits<LaneIndex<T>>::max()) {
+    int64_t c0 = 0;
+#ifdef CYROI_LINES
+    c0 = for_each_lines<T, 8>(0, channels, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
+      scatter_winner_lines<T, lines()>(out, bin, places, first, g, c);
+    });
+    if (c0 == channels) return;
+#endif
     bin.fill(0, out.sh, out.sw, s.batch);
     for (int64_t j = 0; j < total; ++j) {
       const LaneIndex<T> place = (LaneIndex<T>)(first + j);
       for (int q = 0; q < 4; ++q) {
         T* dst = out.data + s.batch.taps[j].offset[q];
         const T weight = s.batch.taps[j].weight[q];
-        for (int64_t c = 0; c < channels; ++c)
+        for (int64_t c = c0; c < channels; ++c)
           dst[c] += (places[c] == place ? g[c] : (T)0) * weight;
       }
     }
@@ -580,12 +647,22 @@ CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const Ali
         continue;
       }
       const BinSamples<T> bin(s.roi, ph, pw);
-      for (int64_t first = 0; first < bin.size(); first += s.batch.size) {
+      int64_t c0 = 0;
+#ifdef CYROI_LINES
+      if (Dense)
+        c0 = for_each_lines<T, 8>(0, channels, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
+          if (count.exact_inverse)
+            scatter_bin_lines<T, lines(), true>(out, bin, g, count, c);
+          else
+            scatter_bin_lines<T, lines(), false>(out, bin, g, count, c);
+        });
+#endif
+      for (int64_t first = 0; c0 < channels && first < bin.size(); first += s.batch.size) {
         bin.fill(first, out.sh, out.sw, s.batch);
         if (count.exact_inverse)
-          scatter_samples<T, Dense, true>(out, s.batch, g, count);
+          scatter_samples<T, Dense, true>(out, s.batch, g, count, c0);
         else
-          scatter_samples<T, Dense, false>(out, s.batch, g, count);
+          scatter_samples<T, Dense, false>(out, s.batch, g, count, c0);
       }
     }
   }

@@ -201,9 +201,12 @@ def test_map_copied_channels_last_in_stretches(dtype, threads, restore_threads):
 def test_channels_in_register_chunks(dtype, layout, restore_threads):
     """The forward loops hold the running sums and maxima of a dense block's
     channels in registers, 8, 4, 2 then 1 lines of 64 bytes at a time
-    (cpu_common.h for_each_lines), the channels past the last whole line in
-    memory: 247 channels take every chunk and a remainder in either dtype.
-    A map of few levels makes ties, whose first maximum must win."""
+    (cpu_common.h for_each_lines), and roi_align's backward its output
+    gradients, the channels past the last whole line in memory: 247
+    channels take every chunk and a remainder in either dtype. A map of few
+    levels makes ties, whose first maximum must win; sampling_ratio -1 and 2
+    give both argmax widths and bins whose sample count has an exact inverse
+    and not."""
     rng = np.random.default_rng(5)
     x = rng.integers(0, 3, (2, 247, 23, 29)).astype(dtype)
     corner = rng.uniform(-3, 20, (16, 2))  # enough reads that NCHW is copied channels-last
@@ -216,10 +219,18 @@ def test_channels_in_register_chunks(dtype, layout, restore_threads):
                                                             dtype=dtype)
             out = cyroi.roi_align(to_layout(x, layout), r, (5, 4), 0.9, ratio, True, mode,
                                   layout=layout, return_argmax=mode == "max")
+            argmax = None
             if mode == "max":
                 out, argmax = out
                 np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)
             assert_same(from_layout(out, layout), expected)
+            g = rng.standard_normal(expected.shape).astype(dtype)
+            grad = cyroi.roi_align_backward(to_layout(g, layout), r, to_layout(x, layout).shape,
+                                            0.9, ratio, True, mode, argmax=argmax,
+                                            layout=layout)
+            assert_same(from_layout(grad, layout),
+                        reference.roi_align_backward(g, r, x.shape, (5, 4), 0.9, ratio, True,
+                                                     mode, expected_argmax, dtype=dtype))
     out, argmax = cyroi.roi_pool(to_layout(x, layout), r, (5, 4), 0.9, layout=layout,
                                  return_argmax=True)
     expected, expected_argmax = reference.roi_pool(x, r, (5, 4), 0.9, dtype=dtype)

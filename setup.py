@@ -9,6 +9,9 @@ openmp = ["/openmp"] if sys.platform == "win32" else ["-fopenmp"]
 # Results must not depend on the CPU: no fused multiply-add contraction (the
 # loops have AVX2/AVX-512 clones, and C++ contracts by default).
 exact = [] if sys.platform == "win32" else ["-ffp-contract=off"]
+# No debug information (Python's flags ask for it): a quarter of the compile
+# time, and the same code.
+nodebug = [] if sys.platform == "win32" else ["-g0"]
 # CYROI_CFLAGS adds flags for special builds (the sanitizer CI step).
 extra = os.environ.get("CYROI_CFLAGS", "").split()
 
@@ -19,7 +22,7 @@ def cpu_extension(name, source):
         sources=[source],
         include_dirs=["src"],
         language="c++",
-        extra_compile_args=["-O3", "-std=c++17", *exact, *openmp, *extra],
+        extra_compile_args=["-O3", "-std=c++17", *exact, *openmp, *nodebug, *extra],
         extra_link_args=[*openmp, *extra],
     )
 

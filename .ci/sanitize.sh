@@ -30,8 +30,9 @@ grep -qw avx512f /proc/cpuinfo && target=avx512f
 CYROI_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g1 -DCYROI_ONE_TARGET=\"$target\"" \
     python setup.py -q build_ext -i > build.log 2>&1 || { cat build.log; exit 1; }
 for so in cyroi/_cpu_ext*.so cyroi/_cpu_family*.so; do
-    nm -D "$so" | grep -q __asan_report_load || { echo "$so has no ASan checks"; exit 1; }
-    nm -D "$so" | grep -q __ubsan_handle || { echo "$so has no UBSan checks"; exit 1; }
+    symbols=$(nm -D "$so")  # not piped into grep -q: its early exit fails nm under pipefail
+    grep -q __asan_report_load <<< "$symbols" || { echo "$so has no ASan checks"; exit 1; }
+    grep -q __ubsan_handle <<< "$symbols" || { echo "$so has no UBSan checks"; exit 1; }
 done
 
 # CPython is not built with ASan: preload the runtime; CPython's own

@@ -212,12 +212,13 @@ def test_channels_in_register_chunks(dtype, layout, restore_threads):
     corner = rng.uniform(-3, 20, (16, 2))  # enough reads that NCHW is copied channels-last
     r = np.column_stack([rng.integers(0, 2, 16), corner,
                          corner + rng.uniform(5, 25, (16, 2))]).astype(dtype)
+    f = to_layout(x, layout)
     cyroi.set_num_threads(1)  # one block of every channel where the map is NHWC
     for ratio in (-1, 2):
         for mode in ("avg", "max"):
             expected, expected_argmax = reference.roi_align(x, r, (5, 4), 0.9, ratio, True, mode,
                                                             dtype=dtype)
-            out = cyroi.roi_align(to_layout(x, layout), r, (5, 4), 0.9, ratio, True, mode,
+            out = cyroi.roi_align(f, r, (5, 4), 0.9, ratio, True, mode,
                                   layout=layout, return_argmax=mode == "max")
             argmax = None
             if mode == "max":
@@ -225,14 +226,12 @@ def test_channels_in_register_chunks(dtype, layout, restore_threads):
                 np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)
             assert_same(from_layout(out, layout), expected)
             g = rng.standard_normal(expected.shape).astype(dtype)
-            grad = cyroi.roi_align_backward(to_layout(g, layout), r, to_layout(x, layout).shape,
-                                            0.9, ratio, True, mode, argmax=argmax,
-                                            layout=layout)
+            grad = cyroi.roi_align_backward(to_layout(g, layout), r, f.shape, 0.9, ratio, True,
+                                            mode, argmax=argmax, layout=layout)
             assert_same(from_layout(grad, layout),
                         reference.roi_align_backward(g, r, x.shape, (5, 4), 0.9, ratio, True,
                                                      mode, expected_argmax, dtype=dtype))
-    out, argmax = cyroi.roi_pool(to_layout(x, layout), r, (5, 4), 0.9, layout=layout,
-                                 return_argmax=True)
+    out, argmax = cyroi.roi_pool(f, r, (5, 4), 0.9, layout=layout, return_argmax=True)
     expected, expected_argmax = reference.roi_pool(x, r, (5, 4), 0.9, dtype=dtype)
     assert_same(from_layout(out, layout), expected)
     np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)

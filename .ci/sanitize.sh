@@ -20,14 +20,15 @@ python3 -m venv venv
 pip install -q "numpy>=1.21" "Cython>=3.0" setuptools wheel pytest pytest-xdist hypothesis
 
 # -O3 as in a release build, so the sanitizers see the code users run: the
-# loops' clone that this CPU picks, compiled alone (CYROI_ONE_TARGET; all
-# three took 478 s against 175 for _cpu_ext), with line tables for the
-# reports (-g1: 149 s). Only the loops: -march=native made Cython's own
-# functions crash on ASan's fake stack frames (detect_stack_use_after_return).
-target=arch=x86-64
-grep -qw avx2 /proc/cpuinfo && target=avx2
-grep -qw avx512f /proc/cpuinfo && target=avx512f
-CYROI_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g1 -DCYROI_ONE_TARGET=\"$target\"" \
+# loops' SIMD target that this CPU picks, compiled alone (CYROI_ONE_SIMD: its
+# register bytes; all three took 478 s against 175 for _cpu_ext), with line
+# tables for the reports (-g1: 149 s). Only the loops: -march=native made
+# Cython's own functions crash on ASan's fake stack frames
+# (detect_stack_use_after_return).
+simd=16
+grep -qw avx2 /proc/cpuinfo && simd=32
+grep -qw avx512f /proc/cpuinfo && simd=64
+CYROI_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g1 -DCYROI_ONE_SIMD=$simd" \
     python setup.py -q build_ext -i > build.log 2>&1 || { cat build.log; exit 1; }
 for so in cyroi/_cpu_ext*.so cyroi/_cpu_family*.so; do
     symbols=$(nm -D "$so")  # not piped into grep -q: its early exit fails nm under pipefail

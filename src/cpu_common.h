@@ -23,21 +23,9 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
-// The wheel targets any x86-64; the hot loops also get AVX2 and AVX-512
-// clones, picked at load time by the CPU. No exception may leave a clone
-// (GCC aborts instead of unwinding through it): the clones allocate
-// nothing, their callers prepare every buffer. The sanitizer build compiles
-// only the clone this CPU picks (CYROI_ONE_TARGET: "avx512f", "avx2" or
-// "arch=x86-64"), a third of the compile time.
-#ifdef CYROI_ONE_TARGET
-#define CYROI_SIMD_CLONES __attribute__((target(CYROI_ONE_TARGET)))
-#else
-#define CYROI_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
+#if defined(__GNUC__)
 #define CYROI_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
-#define CYROI_SIMD_CLONES
 #define CYROI_ALWAYS_INLINE inline
 #endif
 
@@ -74,8 +62,8 @@ template <typename T> struct ChannelBlock {
   int64_t sh, sw, sc, width;
 };
 
-// Channels handled as one SIMD chunk: a 64-byte line (one AVX-512 register,
-// two AVX2 or four SSE2 registers).
+// Channels in one 64-byte cache line (one AVX-512 register, two AVX2 or
+// four SSE2 registers): channel blocks come in multiples of it.
 template <typename T> struct Lanes {
   static constexpr int64_t value = 64 / sizeof(T);
 };
@@ -101,68 +89,122 @@ template <typename T> struct LineAligned {
 };
 template <typename T> using LineVector = std::vector<T, LineAligned<T>>;
 
-#ifdef __GNUC__
-// One Lanes<T> line of values as a GCC vector: each clone compiles it to its
-// own registers (one zmm, two ymm, four xmm), and its arithmetic rounds as
-// the scalar expression it stands for does (-ffp-contract=off: no fusing).
-// Other compilers run the scalar loops beside every use.
+#if defined(__GNUC__) && defined(__x86_64__)
+// The hot loops (the bin loops of roi_align and roi_pool) are compiled once
+// per SIMD target and picked at run time by the CPU: with V, the bytes of
+// one of its vector registers, as a template argument (Simd<V>), so each
+// target holds its channels in lines of its own registers' width. (GCC's
+// target_clones compiles one body for all targets: its 64-byte lines took
+// memory round trips on AVX2, which has no register that wide, and
+// roi_pool's forward ran 10x slower there than on AVX-512.) The sanitizer
+// build compiles only the target this CPU picks (CYROI_ONE_SIMD: 64, 32 or
+// 16), a third of the compile time. No exception may leave these loops
+// (GCC aborts instead of unwinding through them): they allocate nothing,
+// their callers prepare every buffer.
 #define CYROI_LINES 1
+template <int V> using Simd = std::integral_constant<int, V>;
+
+#define CYROI_AVX512 __attribute__((target("avx512f")))
+#define CYROI_AVX2 __attribute__((target("avx2")))
+template <typename Run> CYROI_AVX512 void run_avx512(const Run& run) { run(Simd<64>()); }
+template <typename Run> CYROI_AVX2 void run_avx2(const Run& run) { run(Simd<32>()); }
+template <typename Run> void run_sse2(const Run& run) { run(Simd<16>()); }
+
+// The widest registers this CPU (and its operating system) supports.
+inline int simd_bytes() {
+  static const int bytes = __builtin_cpu_supports("avx512f") ? 64
+                           : __builtin_cpu_supports("avx2")  ? 32
+                                                             : 16;
+  return bytes;
+}
+
+// run(Simd<V>()) compiled for, and run on, this CPU's widest target. `run`
+// must be inlined (CYROI_INLINE_LAMBDA), and so must everything it calls
+// that is to use the target's instructions: a function left out of line is
+// compiled for the baseline target (a lambda left so made mode "max"'s bins
+// take 9x the time).
+#define CYROI_INLINE_LAMBDA __attribute__((always_inline))
+template <typename Run> void on_simd(const Run& run) {
+#if defined(CYROI_ONE_SIMD) && CYROI_ONE_SIMD == 64
+  run_avx512(run);
+#elif defined(CYROI_ONE_SIMD) && CYROI_ONE_SIMD == 32
+  run_avx2(run);
+#elif defined(CYROI_ONE_SIMD)
+  run_sse2(run);
+#else
+  switch (simd_bytes()) {
+    case 64: return run_avx512(run);
+    case 32: return run_avx2(run);
+    default: return run_sse2(run);
+  }
+#endif
+}
+
+// One line of V bytes of values as a GCC vector, one register of the
+// target compiled for, whose arithmetic rounds as the scalar expression it
+// stands for does (-ffp-contract=off: no fusing). V 16 is also a quarter of
+// a cache line, for the channels of a block that start part-way into one
+// (LineSpan). Other compilers run the scalar loops beside every use.
 // Lines only pass between always-inlined helpers, never through a call.
 #pragma GCC diagnostic ignored "-Wpsabi"
-// Bytes 16: a quarter line (one xmm), for the channels of a block that
-// start part-way into a line (LineSpan).
-template <typename T, int Bytes = 64> struct Line {
-  typedef T type __attribute__((vector_size(Bytes)));
+template <typename T, int V> struct Line {
+  typedef T type __attribute__((vector_size(V)));
+  static constexpr int64_t lanes = V / sizeof(T);
 };
-template <typename T, int Bytes = 64>
-CYROI_ALWAYS_INLINE typename Line<T, Bytes>::type load_line(const T* p) {
-  typename Line<T, Bytes>::type v;
+template <typename T, int V>
+CYROI_ALWAYS_INLINE typename Line<T, V>::type load_line(const T* p) {
+  typename Line<T, V>::type v;
   __builtin_memcpy(&v, p, sizeof v);
   return v;
 }
-template <typename T, int Bytes = 64>
-CYROI_ALWAYS_INLINE void store_line(T* p, typename Line<T, Bytes>::type v) {
+template <typename T, int V>
+CYROI_ALWAYS_INLINE void store_line(T* p, typename Line<T, V>::type v) {
   __builtin_memcpy(p, &v, sizeof v);
 }
+
+// The most lines a loop holds at once on target V: eight lines of sums and
+// their operands fill but do not overflow AVX-512's 32 registers; a wider
+// chunk reloads each tap less often (frcnn_head NHWC: 4 lines took 1.05x
+// the time of 8). AVX2 and SSE2 have 16.
+template <int V> constexpr int kWidestChunk = V == 64 ? 8 : 4;
 
 // Runs run(c0, lines) over the whole lines of channels [c0, width) of a
 // dense block, in chunks of L lines, then L / 2, ... 1 (lines: a
 // std::integral_constant<int, chunk>), and returns where the channels left
-// over (less than a line) begin. Eight lines of sums and their operands fill
-// but do not overflow AVX-512's registers; a wider chunk reloads each tap less
-// often (frcnn_head NHWC: 4 lines took 1.05x the time of 8).
-// `run` must be inlined too (CYROI_INLINE_LAMBDA): a lambda left out of line
-// is compiled for the baseline target, not its caller's clone (the mode
-// "max" bins took 9x the time).
-#define CYROI_INLINE_LAMBDA __attribute__((always_inline))
-template <typename T, int L, typename Run>
+// over (less than a line) begin.
+template <typename T, int V, int L = kWidestChunk<V>, typename Run>
 CYROI_ALWAYS_INLINE int64_t for_each_lines(int64_t c0, int64_t width, Run&& run) {
-  constexpr int64_t lanes = Lanes<T>::value;
+  constexpr int64_t lanes = Line<T, V>::lanes;
   for (; c0 + L * lanes <= width; c0 += L * lanes) run(c0, std::integral_constant<int, L>());
   if constexpr (L > 1)
-    return for_each_lines<T, L / 2>(c0, width, run);
+    return for_each_lines<T, V, L / 2>(c0, width, run);
   else
     return c0;
 }
 
-// Runs run(c0, lines) over the whole lines of channels [c0, end), a whole
-// number of them, in chunks of eight and one chunk of what is left: a walk
-// over the bin's samples per chunk, fewer than for_each_lines's halving
-// (LineSpan's blocks have a line less than a power of two).
-template <typename T, typename Run>
-CYROI_ALWAYS_INLINE void for_lines_exactly(int64_t c0, int64_t end, Run&& run) {
-  constexpr int64_t lanes = Lanes<T>::value;
-  for (; c0 + 8 * lanes <= end; c0 += 8 * lanes) run(c0, std::integral_constant<int, 8>());
-  switch ((end - c0) / lanes) {
-    case 7: return run(c0, std::integral_constant<int, 7>());
-    case 6: return run(c0, std::integral_constant<int, 6>());
-    case 5: return run(c0, std::integral_constant<int, 5>());
-    case 4: return run(c0, std::integral_constant<int, 4>());
-    case 3: return run(c0, std::integral_constant<int, 3>());
-    case 2: return run(c0, std::integral_constant<int, 2>());
-    case 1: return run(c0, std::integral_constant<int, 1>());
+// run(c0, lines) for the chunk of exactly `lines` lines, L > lines.
+template <int L, typename Run>
+CYROI_ALWAYS_INLINE void run_lines_left(int64_t c0, int64_t lines, Run& run) {
+  if constexpr (L > 1) {
+    if (lines == L - 1) return run(c0, std::integral_constant<int, L - 1>());
+    run_lines_left<L - 1>(c0, lines, run);
   }
 }
+
+// Runs run(c0, lines) over the whole lines of channels [c0, end), a whole
+// number of them, in the widest chunks and one chunk of what is left: a
+// walk over the bin's samples per chunk, fewer than for_each_lines's
+// halving (LineSpan's blocks have a cache line less than a power of two).
+template <typename T, int V, typename Run>
+CYROI_ALWAYS_INLINE void for_lines_exactly(int64_t c0, int64_t end, Run&& run) {
+  constexpr int64_t lanes = Line<T, V>::lanes;
+  constexpr int L = kWidestChunk<V>;
+  for (; c0 + L * lanes <= end; c0 += L * lanes) run(c0, std::integral_constant<int, L>());
+  run_lines_left<L>(c0, (end - c0) / lanes, run);
+}
+#else
+template <int V> using Simd = std::integral_constant<int, V>;
+template <typename Run> void on_simd(const Run& run) { run(Simd<16>()); }
 #endif
 
 // Where a dense block's 64-byte lines fall, when every pixel's channels
@@ -226,38 +268,39 @@ CYROI_ALWAYS_INLINE void keep_greater(T value, Index index, T& best, Index& wher
 }
 
 #ifdef CYROI_LINES
-// keep_greater on L lines of channels [0, L * Lanes<T>), held in registers
-// from construction (from best and where, or from start() for each line) to
-// store().
-// GCC warned that start() reads the vector it writes whole (its lowering of
-// 64-byte vectors for narrower targets writes them piece by piece): a false
-// alarm, once for each vector of each instance.
+// keep_greater on L lines of V bytes, held in registers from construction
+// (from best and where, or from start() for each line) to store().
+// GCC warns that start() reads the vector it writes whole: a false alarm,
+// once for each vector of each instance.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-template <typename T, int L> struct GreaterLines {
-  typename Line<T>::type top[L];
-  typename Line<LaneIndex<T>>::type at[L];
+template <typename T, int V, int L> struct GreaterLines {
+  using Values = typename Line<T, V>::type;
+  using Indices = typename Line<LaneIndex<T>, V>::type;
+  static constexpr int64_t lanes = Line<T, V>::lanes;
+  Values top[L];
+  Indices at[L];
 
   GreaterLines() = default;
   CYROI_ALWAYS_INLINE GreaterLines(const T* best, const LaneIndex<T>* where) {
     for (int l = 0; l < L; ++l) {
-      top[l] = load_line(best + l * Lanes<T>::value);
-      at[l] = load_line(where + l * Lanes<T>::value);
+      top[l] = load_line<T, V>(best + l * lanes);
+      at[l] = load_line<LaneIndex<T>, V>(where + l * lanes);
     }
   }
-  CYROI_ALWAYS_INLINE void start(int l, typename Line<T>::type value, LaneIndex<T> index) {
+  CYROI_ALWAYS_INLINE void start(int l, Values value, LaneIndex<T> index) {
     top[l] = value;
-    at[l] = typename Line<LaneIndex<T>>::type{} + index;
+    at[l] = Indices{} + index;
   }
-  CYROI_ALWAYS_INLINE void keep(int l, typename Line<T>::type value, LaneIndex<T> index) {
-    const typename Line<LaneIndex<T>>::type take = value > top[l];  // all ones where it wins
+  CYROI_ALWAYS_INLINE void keep(int l, Values value, LaneIndex<T> index) {
+    const Indices take = value > top[l];  // all ones where it wins
     top[l] = take ? value : top[l];
     at[l] = at[l] ^ ((at[l] ^ index) & take);
   }
   CYROI_ALWAYS_INLINE void store(T* best, LaneIndex<T>* where) const {
     for (int l = 0; l < L; ++l) {
-      store_line(best + l * Lanes<T>::value, top[l]);
-      store_line(where + l * Lanes<T>::value, at[l]);
+      store_line<T, V>(best + l * lanes, top[l]);
+      store_line<LaneIndex<T>, V>(where + l * lanes, at[l]);
     }
   }
 };

@@ -48,8 +48,9 @@ void forward_item(PsRoiAlign, const Maps<T>& f, const T* box, int64_t n, const A
     for (int64_t pw = 0; pw < p.pooled_w; ++pw) {
       const Maps<T> v = ps_bin_view(f, ph, pw, p.pooled_h, p.pooled_w);
       const ChannelBlock<const T> in{v.plane(n, c0), v.s.h, v.s.w, v.s.c, channels};
-      average_bin<T, false>(in, BinSamples<T>(s.roi, ph, pw), count, LineSpan<T>(in), s,
-                            &out.at(k, c0, ph, pw), out.s.c);
+      // Strided channels: the scalar loop, no lines of any width (V 16).
+      average_bin<16, T, false>(in, BinSamples<T>(s.roi, ph, pw), count, LineSpan<T>(in), s,
+                                &out.at(k, c0, ph, pw), out.s.c);
     }
   }
 }

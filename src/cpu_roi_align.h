@@ -156,43 +156,42 @@ template <typename T, typename A> struct AlignForwardScratch : AlignScratch<T> {
 // ---------------------------------------------------------------- forward
 
 #ifdef CYROI_LINES
-// tap_value of one sample on channels [c, c + Bytes / sizeof(T)) of a dense block.
-template <typename T, int Bytes = 64>
-CYROI_ALWAYS_INLINE typename Line<T, Bytes>::type line_tap_value(const T* data,
-                                                                 const Taps<T>& t) {
-  return t.weight[0] * load_line<T, Bytes>(data + t.offset[0]) +
-         t.weight[1] * load_line<T, Bytes>(data + t.offset[1]) +
-         t.weight[2] * load_line<T, Bytes>(data + t.offset[2]) +
-         t.weight[3] * load_line<T, Bytes>(data + t.offset[3]);
+// tap_value of one sample on channels [c, c + V / sizeof(T)) of a dense block.
+template <typename T, int V>
+CYROI_ALWAYS_INLINE typename Line<T, V>::type line_tap_value(const T* data, const Taps<T>& t) {
+  return t.weight[0] * load_line<T, V>(data + t.offset[0]) +
+         t.weight[1] * load_line<T, V>(data + t.offset[1]) +
+         t.weight[2] * load_line<T, V>(data + t.offset[2]) +
+         t.weight[3] * load_line<T, V>(data + t.offset[3]);
 }
 
 // out[c] = the average of the bin's samples, summed in order, for channels
-// [c0, c0 + L lines) of a dense block and adjacent outputs, and those of Q
-// quarter lines from channels quarter[0..Q) (LineSpan): the sums stay in
+// [c0, c0 + L lines of V bytes) of a dense block and adjacent outputs, and
+// those of Q quarter cache lines from channels quarter[0..Q) (LineSpan): the sums stay in
 // registers across the samples (through memory, each sample waits on the
 // last one's store) and go out averaged (through a buffer, its loads wait
 // on the stores: frcnn_head 0.94x, float64 0.83-0.89x the time), and each
 // sample's taps are made as it comes (listing them first, as the other
 // loops do, costs their stores and loads on narrow blocks).
-template <typename T, int L, int Q = 0>
+template <typename T, int V, int L, int Q = 0>
 CYROI_ALWAYS_INLINE void bin_averages_lines(const ChannelBlock<const T>& in,
                                             const BinSamples<T>& bin, const Divisor<T>& count,
                                             int64_t c0, T* out,
                                             const int64_t* quarter = nullptr) {
-  constexpr int64_t lanes = Lanes<T>::value;
-  typename Line<T>::type sum[L > 0 ? L : 1];
+  constexpr int64_t lanes = Line<T, V>::lanes;
+  typename Line<T, V>::type sum[L > 0 ? L : 1];
   typename Line<T, 16>::type part[Q > 0 ? Q : 1];
-  for (int l = 0; l < L; ++l) sum[l] = typename Line<T>::type{};
+  for (int l = 0; l < L; ++l) sum[l] = typename Line<T, V>::type{};
   for (int q = 0; q < Q; ++q) part[q] = typename Line<T, 16>::type{};
   for (int64_t jy = 0; jy < bin.ny; ++jy)
     for (int64_t ix = 0; ix < bin.nx; ++ix) {
       const Taps<T> t = combine_taps(bin.ty[jy], bin.tx[ix], in.sh, in.sw);
-      for (int l = 0; l < L; ++l) sum[l] += line_tap_value(in.data + c0 + l * lanes, t);
+      for (int l = 0; l < L; ++l) sum[l] += line_tap_value<T, V>(in.data + c0 + l * lanes, t);
       for (int q = 0; q < Q; ++q) part[q] += line_tap_value<T, 16>(in.data + quarter[q], t);
     }
   for (int l = 0; l < L; ++l)
-    store_line(out + c0 + l * lanes,
-               count.exact_inverse ? sum[l] * count.inverse : sum[l] / count.value);
+    store_line<T, V>(out + c0 + l * lanes,
+                     count.exact_inverse ? sum[l] * count.inverse : sum[l] / count.value);
   for (int q = 0; q < Q; ++q)
     store_line<T, 16>(out + quarter[q],
                       count.exact_inverse ? part[q] * count.inverse : part[q] / count.value);
@@ -201,21 +200,21 @@ CYROI_ALWAYS_INLINE void bin_averages_lines(const ChannelBlock<const T>& in,
 // The bin's first maximum, in order, for channels [c0, c0 + L lines) of a
 // dense block, as bin_averages_lines runs: best[c] and where[c], the winner's
 // index in the bin's grid. The bin has samples.
-template <typename T, int L>
+template <typename T, int V, int L>
 CYROI_ALWAYS_INLINE void bin_maxima_lines(const ChannelBlock<const T>& in,
                                           const BinSamples<T>& bin, int64_t c0, T* best,
                                           LaneIndex<T>* where) {
-  constexpr int64_t lanes = Lanes<T>::value;
+  constexpr int64_t lanes = Line<T, V>::lanes;
   const Taps<T> first = combine_taps(bin.ty[0], bin.tx[0], in.sh, in.sw);
-  GreaterLines<T, L> lines;
+  GreaterLines<T, V, L> lines;
   for (int l = 0; l < L; ++l)
-    lines.start(l, line_tap_value(in.data + c0 + l * lanes, first),
+    lines.start(l, line_tap_value<T, V>(in.data + c0 + l * lanes, first),
                 (LaneIndex<T>)bin.index_at(0, 0));
   for (int64_t jy = 0; jy < bin.ny; ++jy)
     for (int64_t ix = jy == 0 ? 1 : 0; ix < bin.nx; ++ix) {
       const Taps<T> t = combine_taps(bin.ty[jy], bin.tx[ix], in.sh, in.sw);
       for (int l = 0; l < L; ++l)
-        lines.keep(l, line_tap_value(in.data + c0 + l * lanes, t),
+        lines.keep(l, line_tap_value<T, V>(in.data + c0 + l * lanes, t),
                    (LaneIndex<T>)bin.index_at(jy, ix));
     }
   lines.store(best + c0, where + c0);
@@ -250,7 +249,7 @@ CYROI_ALWAYS_INLINE void max_samples(const ChannelBlock<const T>& in, const Samp
   }
 }
 
-template <typename T, bool Dense>
+template <int V, typename T, bool Dense>
 CYROI_ALWAYS_INLINE void average_bin(const ChannelBlock<const T>& in, const BinSamples<T>& bin,
                                      const Divisor<T>& count, const LineSpan<T>& span,
                                      AlignScratch<T>& s, T* out, int64_t out_sc) {
@@ -259,16 +258,16 @@ CYROI_ALWAYS_INLINE void average_bin(const ChannelBlock<const T>& in, const BinS
   int64_t c0 = 0;
 #ifdef CYROI_LINES
   const auto lines = [&](int64_t c, auto chunk) CYROI_INLINE_LAMBDA {
-    bin_averages_lines<T, chunk()>(in, bin, count, c, out);
+    bin_averages_lines<T, V, chunk()>(in, bin, count, c, out);
   };
   if (Dense && out_sc == 1 && span.split) {
-    for_lines_exactly<T>(span.begin, span.end, lines);
+    for_lines_exactly<T, V>(span.begin, span.end, lines);
     // A walk of their own: taken along with the last lines' walk they
     // cost 1.13x the time of a block on a line, against 1.05x (frcnn_head).
-    bin_averages_lines<T, 0, 4>(in, bin, count, 0, out, span.quarter);
+    bin_averages_lines<T, V, 0, 4>(in, bin, count, 0, out, span.quarter);
     return;
   }
-  if (Dense && out_sc == 1) c0 = for_each_lines<T, 8>(0, width, lines);
+  if (Dense && out_sc == 1) c0 = for_each_lines<T, V>(0, width, lines);
 #endif
   if (c0 == width) return;
   for (int64_t c = c0; c < width; ++c) acc[c] = 0;
@@ -281,7 +280,7 @@ CYROI_ALWAYS_INLINE void average_bin(const ChannelBlock<const T>& in, const BinS
 
 // mode "max": the first maximum over the bin's samples, where the samples
 // outside the map read 0 and the first of them stands for all.
-template <typename T, typename Ordinal, bool Dense, typename A>
+template <int V, typename T, typename Ordinal, bool Dense, typename A>
 CYROI_ALWAYS_INLINE void max_bin(const ChannelBlock<const T>& in, const BinSamples<T>& bin,
                                  const AlignBox<T>& box, Ordinal* ordinal, AlignScratch<T>& s,
                                  T* out, int64_t out_sc, A* where_out, int64_t where_sc) {
@@ -295,8 +294,8 @@ CYROI_ALWAYS_INLINE void max_bin(const ChannelBlock<const T>& in, const BinSampl
   if (Dense && total > 0 && std::is_same<Ordinal, LaneIndex<T>>::value &&
       (double)box.grid_h * (double)box.grid_w <=
           (double)std::numeric_limits<LaneIndex<T>>::max())
-    c0 = for_each_lines<T, 8>(0, width, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
-      bin_maxima_lines<T, lines()>(in, bin, c, best, (LaneIndex<T>*)ordinal);
+    c0 = for_each_lines<T, V>(0, width, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
+      bin_maxima_lines<T, V, lines()>(in, bin, c, best, (LaneIndex<T>*)ordinal);
     });
 #endif
   for (int64_t first = 0; c0 < width && first < total; first += s.batch.size) {
@@ -337,12 +336,13 @@ CYROI_ALWAYS_INLINE void max_bin(const ChannelBlock<const T>& in, const BinSampl
   }
 }
 
-// The bins of one RoI on a channel block, with `s` prepared (align_roi_forward).
-template <typename T, typename A, bool Dense>
-CYROI_SIMD_CLONES void align_bins_forward(const ChannelBlock<const T>& in, const AlignParams<T>& p,
-                                          int64_t k, int64_t c0, const Pooled<T>& out,
-                                          const Pooled<A>& argmax, AlignForwardScratch<T, A>& s,
-                                          const Prefetch& next) {
+// The bins of one RoI on a channel block, with `s` prepared
+// (align_roi_forward), compiled for target V.
+template <int V, typename T, typename A, bool Dense>
+CYROI_ALWAYS_INLINE void align_bins_forward(const ChannelBlock<const T>& in,
+                                            const AlignParams<T>& p, int64_t k, int64_t c0,
+                                            const Pooled<T>& out, const Pooled<A>& argmax,
+                                            AlignForwardScratch<T, A>& s, const Prefetch& next) {
   const int64_t channels = in.width;
   const bool staged = staged_forward(out, channels);
   const Divisor<T> count(s.roi.box.count);
@@ -358,13 +358,13 @@ CYROI_SIMD_CLONES void align_bins_forward(const ChannelBlock<const T>& in, const
              : staged     ? s.staged_where.data() + at
                           : &argmax.at(k, c0, ph, pw);
       if (!p.max_mode)
-        average_bin<T, Dense>(in, bin, count, span, s, o, out_sc);
+        average_bin<V, T, Dense>(in, bin, count, span, s, o, out_sc);
       else if (sizeof(LaneIndex<T>) == 8 || bin.size() <= INT32_MAX)
-        max_bin<T, LaneIndex<T>, Dense>(in, bin, s.roi.box, s.ordinal.data(), s, o, out_sc, a,
-                                        argmax_sc);
+        max_bin<V, T, LaneIndex<T>, Dense>(in, bin, s.roi.box, s.ordinal.data(), s, o, out_sc,
+                                           a, argmax_sc);
       else
-        max_bin<T, int64_t, Dense>(in, bin, s.roi.box, s.wide_ordinal.data(), s, o, out_sc, a,
-                                   argmax_sc);
+        max_bin<V, T, int64_t, Dense>(in, bin, s.roi.box, s.wide_ordinal.data(), s, o, out_sc,
+                                      a, argmax_sc);
     }
   }
   if (staged) store_bins(s.staged.data(), channels, out, k, c0);
@@ -381,8 +381,10 @@ void align_roi_forward(const ChannelBlock<const T>& in, const T* box, const Alig
   const bool staged = staged_forward(out, in.width);
   s.prepare(in.width, bins, staged);
   if (staged && argmax.data) s.staged_where.resize(bins * in.width);
-  align_bins_forward<T, A, Dense>(in, p, k, c0, out, argmax, s,
-                                  next_written(out, next_k, c0, in.width));
+  const Prefetch next = next_written(out, next_k, c0, in.width);
+  on_simd([&](auto simd) CYROI_INLINE_LAMBDA {
+    align_bins_forward<simd(), T, A, Dense>(in, p, k, c0, out, argmax, s, next);
+  });
 }
 
 // Feature reads per channel a call makes, roughly: what the channels-last
@@ -445,34 +447,34 @@ void roi_align_forward_item(const Maps<T>& f, const T* box, int64_t n, const Ali
 
 #ifdef CYROI_LINES
 // dst += share(l, weight) for each tap of one sample, in tap order, on
-// channels [c0, c0 + L lines) of a dense block.
-template <typename T, int L, typename Share>
+// channels [c0, c0 + L lines of V bytes) of a dense block.
+template <typename T, int V, int L, typename Share>
 CYROI_ALWAYS_INLINE void add_to_taps_lines(T* data, const Taps<T>& t, int64_t c0, Share&& share) {
-  constexpr int64_t lanes = Lanes<T>::value;
+  constexpr int64_t lanes = Line<T, V>::lanes;
   for (int q = 0; q < 4; ++q) {
     T* dst = data + t.offset[q] + c0;
     for (int l = 0; l < L; ++l)
-      store_line(dst + l * lanes, load_line(dst + l * lanes) + share(l, t.weight[q]));
+      store_line<T, V>(dst + l * lanes, load_line<T, V>(dst + l * lanes) + share(l, t.weight[q]));
   }
 }
 
 // scatter_samples over a whole bin, channels [c0, c0 + L lines) of a dense
 // block: the output gradients stay in registers (the scalar loop reloads
 // them for every tap, as the taps' stores might alias them).
-template <typename T, int L, bool ExactInverse>
+template <typename T, int V, int L, bool ExactInverse>
 CYROI_ALWAYS_INLINE void scatter_bin_lines(const ChannelBlock<T>& out, const BinSamples<T>& bin,
                                            const T* g, const Divisor<T>& count, int64_t c0) {
-  constexpr int64_t lanes = Lanes<T>::value;
-  typename Line<T>::type grad[L];
-  for (int l = 0; l < L; ++l) grad[l] = load_line(g + c0 + l * lanes);
+  constexpr int64_t lanes = Line<T, V>::lanes;
+  typename Line<T, V>::type grad[L];
+  for (int l = 0; l < L; ++l) grad[l] = load_line<T, V>(g + c0 + l * lanes);
   const auto share = [&](int l, T weight) CYROI_INLINE_LAMBDA {
-    const typename Line<T>::type part = grad[l] * weight;
+    const typename Line<T, V>::type part = grad[l] * weight;
     return ExactInverse ? part * count.inverse : part / count.value;
   };
   for (int64_t jy = 0; jy < bin.ny; ++jy)
     for (int64_t ix = 0; ix < bin.nx; ++ix)
-      add_to_taps_lines<T, L>(out.data, combine_taps(bin.ty[jy], bin.tx[ix], out.sh, out.sw), c0,
-                              share);
+      add_to_taps_lines<T, V, L>(out.data, combine_taps(bin.ty[jy], bin.tx[ix], out.sh, out.sw),
+                                 c0, share);
 }
 #endif
 
@@ -501,24 +503,27 @@ CYROI_ALWAYS_INLINE void scatter_samples(const ChannelBlock<T>& out, const Sampl
 // the first with place `first`) on channels [c0, c0 + L lines) of a dense
 // block: each sample's share, g where it won and +0 elsewhere, is chosen
 // once for its four taps.
-template <typename T, int L>
+template <typename T, int V, int L>
 CYROI_ALWAYS_INLINE void scatter_winner_lines(const ChannelBlock<T>& out,
                                               const BinSamples<T>& bin,
                                               const LaneIndex<T>* places, int64_t first,
                                               const T* g, int64_t c0) {
-  constexpr int64_t lanes = Lanes<T>::value;
-  typename Line<T>::type grad[L], won[L];
-  typename Line<LaneIndex<T>>::type where[L];
+  constexpr int64_t lanes = Line<T, V>::lanes;
+  typename Line<T, V>::type grad[L], won[L];
+  typename Line<LaneIndex<T>, V>::type where[L];
   for (int l = 0; l < L; ++l) {
-    grad[l] = load_line(g + c0 + l * lanes);
-    where[l] = load_line(places + c0 + l * lanes);
+    grad[l] = load_line<T, V>(g + c0 + l * lanes);
+    where[l] = load_line<LaneIndex<T>, V>(places + c0 + l * lanes);
   }
   LaneIndex<T> place = (LaneIndex<T>)first;
   for (int64_t jy = 0; jy < bin.ny; ++jy)
     for (int64_t ix = 0; ix < bin.nx; ++ix, ++place) {
-      for (int l = 0; l < L; ++l) won[l] = where[l] == place ? grad[l] : typename Line<T>::type{};
-      add_to_taps_lines<T, L>(out.data, combine_taps(bin.ty[jy], bin.tx[ix], out.sh, out.sw), c0,
-                              [&](int l, T weight) CYROI_INLINE_LAMBDA { return won[l] * weight; });
+      for (int l = 0; l < L; ++l)
+        won[l] = where[l] == place ? grad[l] : typename Line<T, V>::type{};
+      add_to_taps_lines<T, V, L>(out.data, combine_taps(bin.ty[jy], bin.tx[ix], out.sh, out.sw),
+                                 c0, [&](int l, T weight) CYROI_INLINE_LAMBDA {
+                                   return won[l] * weight;
+                                 });
     }
 }
 #endif
@@ -534,7 +539,7 @@ CYROI_ALWAYS_INLINE void scatter_winner_lines(const ChannelBlock<T>& out,
 // less that of the bin's first sample. Or `places` is null: then, and in
 // bins whose in-map samples are not whole grid rows, each channel follows its
 // winner.
-template <typename T, bool Dense, typename A>
+template <int V, typename T, bool Dense, typename A>
 CYROI_ALWAYS_INLINE void scatter_winners(const ChannelBlock<T>& out, const RoiSamples<T>& r,
                                          int64_t ph, int64_t pw, const LaneIndex<T>* places,
                                          const A* winner, int64_t winner_sc, const T* g,
@@ -549,8 +554,8 @@ CYROI_ALWAYS_INLINE void scatter_winners(const ChannelBlock<T>& out, const RoiSa
       bin.nx == b.grid_w && first + total - 1 <= std::numeric_limits<LaneIndex<T>>::max()) {
     int64_t c0 = 0;
 #ifdef CYROI_LINES
-    c0 = for_each_lines<T, 8>(0, channels, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
-      scatter_winner_lines<T, lines()>(out, bin, places, first, g, c);
+    c0 = for_each_lines<T, V>(0, channels, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
+      scatter_winner_lines<T, V, lines()>(out, bin, places, first, g, c);
     });
     if (c0 == channels) return;
 #endif
@@ -586,8 +591,8 @@ CYROI_ALWAYS_INLINE void scatter_winners(const ChannelBlock<T>& out, const RoiSa
 // load (frcnn_head: the int64 argmax is twice the gradient's bytes). `s`
 // prepared with_places.
 template <typename T, typename A>
-CYROI_SIMD_CLONES void load_places(const Pooled<A>& argmax, int64_t k, int64_t c0,
-                                   int64_t channels, AlignScratch<T>& s) {
+CYROI_ALWAYS_INLINE void load_places(const Pooled<A>& argmax, int64_t k, int64_t c0,
+                                     int64_t channels, AlignScratch<T>& s) {
   const int64_t bins = argmax.PH * argmax.PW;
   for (int64_t ph = 0; ph < argmax.PH; ++ph)
     for (int64_t pw = 0; pw < argmax.PW; ++pw) {
@@ -620,14 +625,15 @@ CYROI_SIMD_CLONES void load_places(const Pooled<A>& argmax, int64_t k, int64_t c
 
 // The bins of one RoI into a gradient block, with `s` prepared and NCHW
 // inputs staged channels-last, and mode "max" winners as `places` where
-// align_roi_backward staged them, else null.
-template <typename T, typename A, bool Dense>
-CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const AlignParams<T>& p,
-                                           int64_t height, int64_t width,
-                                           const Pooled<T>& grad_out,
-                                           const Pooled<A>& argmax, int64_t k, int64_t c0,
-                                           AlignScratch<T>& s, const LaneIndex<T>* places,
-                                           const Prefetch& next, const Prefetch& next_winners) {
+// align_roi_backward staged them, else null; compiled for target V.
+template <int V, typename T, typename A, bool Dense>
+CYROI_ALWAYS_INLINE void align_bins_backward(const ChannelBlock<T>& out,
+                                             const AlignParams<T>& p, int64_t height,
+                                             int64_t width, const Pooled<T>& grad_out,
+                                             const Pooled<A>& argmax, int64_t k, int64_t c0,
+                                             AlignScratch<T>& s, const LaneIndex<T>* places,
+                                             const Prefetch& next,
+                                             const Prefetch& next_winners) {
   const int64_t channels = out.width;
   const bool staged = staged_inputs(channels);
   const Divisor<T> count(s.roi.box.count);
@@ -642,7 +648,7 @@ CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const Ali
         g = s.acc.data();
       }
       if (p.max_mode) {
-        scatter_winners<T, Dense>(out, s.roi, ph, pw, places ? places + at : nullptr,
+        scatter_winners<V, T, Dense>(out, s.roi, ph, pw, places ? places + at : nullptr,
                                   &argmax.at(k, c0, ph, pw), argmax.s.c, g, height, width, s);
         continue;
       }
@@ -650,11 +656,11 @@ CYROI_SIMD_CLONES void align_bins_backward(const ChannelBlock<T>& out, const Ali
       int64_t c0 = 0;
 #ifdef CYROI_LINES
       if (Dense)
-        c0 = for_each_lines<T, 8>(0, channels, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
+        c0 = for_each_lines<T, V>(0, channels, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
           if (count.exact_inverse)
-            scatter_bin_lines<T, lines(), true>(out, bin, g, count, c);
+            scatter_bin_lines<T, V, lines(), true>(out, bin, g, count, c);
           else
-            scatter_bin_lines<T, lines(), false>(out, bin, g, count, c);
+            scatter_bin_lines<T, V, lines(), false>(out, bin, g, count, c);
         });
 #endif
       for (int64_t first = 0; c0 < channels && first < bin.size(); first += s.batch.size) {
@@ -686,13 +692,16 @@ void align_roi_backward(const ChannelBlock<T>& out, const T* box, const AlignPar
   const bool winners = places && lane_wide;
   if constexpr (lane_wide) {
     if (places) load_bins(argmax, k, c0, channels, s.places.data());
-  } else if (places) {
-    load_places(argmax, k, c0, channels, s);
   }
-  align_bins_backward<T, A, Dense>(out, p, height, width, grad_out, argmax, k, c0, s,
-                                   places ? s.places.data() : nullptr,
-                                   Prefetch(grad_out, next_k, c0, channels),
-                                   Prefetch(argmax, winners ? next_k : -1, c0, channels));
+  const Prefetch next(grad_out, next_k, c0, channels);
+  const Prefetch next_winners(argmax, winners ? next_k : -1, c0, channels);
+  on_simd([&](auto simd) CYROI_INLINE_LAMBDA {
+    if constexpr (!lane_wide)
+      if (places) load_places<T>(argmax, k, c0, channels, s);
+    align_bins_backward<simd(), T, A, Dense>(out, p, height, width, grad_out, argmax, k, c0, s,
+                                             places ? s.places.data() : nullptr, next,
+                                             next_winners);
+  });
 }
 
 // Accumulates into grad: zeroed by the caller, or here with zero_first.

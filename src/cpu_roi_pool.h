@@ -28,16 +28,16 @@ template <typename T, typename A> struct PoolScratch {
 // Its lines start from best and where as max_of_bin wrote them: starting them
 // from the first pixel's line instead (as roi_align's bins do) took 1.13-1.25x
 // the time on frcnn_head, for no cause found.
-template <typename T, int L>
+template <typename T, int V, int L>
 CYROI_ALWAYS_INLINE void max_of_bin_lines(const ChannelBlock<const T>& in, int64_t h0,
                                           int64_t h1, int64_t w0, int64_t w1, int64_t map_w,
                                           int64_t c0, T* best, LaneIndex<T>* where) {
-  GreaterLines<T, L> lines(best + c0, where + c0);
+  GreaterLines<T, V, L> lines(best + c0, where + c0);
   for (int64_t h = h0; h < h1; ++h) {
     for (int64_t w = h == h0 ? w0 + 1 : w0; w < w1; ++w) {
       const T* pixel = in.data + h * in.sh + w * in.sw + c0;
       for (int l = 0; l < L; ++l)
-        lines.keep(l, load_line(pixel + l * Lanes<T>::value), (LaneIndex<T>)(h * map_w + w));
+        lines.keep(l, load_line<T, V>(pixel + l * lines.lanes), (LaneIndex<T>)(h * map_w + w));
     }
   }
   lines.store(best + c0, where + c0);
@@ -47,7 +47,7 @@ CYROI_ALWAYS_INLINE void max_of_bin_lines(const ChannelBlock<const T>& in, int64
 // First maximum of the (non-empty) bin [h0, h1) x [w0, w1) per channel, in
 // row-major order: a later element wins only if strictly greater;
 // where = h * W + w.
-template <typename T, typename Index, bool Dense>
+template <int V, typename T, typename Index, bool Dense>
 CYROI_ALWAYS_INLINE void max_of_bin(const ChannelBlock<const T>& in, int64_t h0, int64_t h1,
                                     int64_t w0, int64_t w1, int64_t map_w, T* best,
                                     Index* where) {
@@ -60,8 +60,8 @@ CYROI_ALWAYS_INLINE void max_of_bin(const ChannelBlock<const T>& in, int64_t h0,
   int64_t c0 = 0;
 #ifdef CYROI_LINES
   if (Dense && std::is_same<Index, LaneIndex<T>>::value)
-    c0 = for_each_lines<T, 8>(0, width, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
-      max_of_bin_lines<T, lines()>(in, h0, h1, w0, w1, map_w, c, best, (LaneIndex<T>*)where);
+    c0 = for_each_lines<T, V>(0, width, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
+      max_of_bin_lines<T, V, lines()>(in, h0, h1, w0, w1, map_w, c, best, (LaneIndex<T>*)where);
     });
 #endif
   for (int64_t h = h0; h < h1; ++h) {
@@ -73,13 +73,15 @@ CYROI_ALWAYS_INLINE void max_of_bin(const ChannelBlock<const T>& in, int64_t h0,
   }
 }
 
-// The bins of one RoI on a channel block, with `s` sized (pool_roi_forward).
-template <typename T, typename A, typename Index, bool Dense>
-CYROI_SIMD_CLONES void pool_bins_forward(const ChannelBlock<const T>& in, const T* box,
-                                         const PoolParams<T>& p, int64_t height, int64_t width,
-                                         int64_t k, int64_t c0, const Pooled<T>& out,
-                                         const Pooled<A>& argmax, PoolScratch<T, A>& s,
-                                         Index* where, const Prefetch& next) {
+// The bins of one RoI on a channel block, with `s` sized (pool_roi_forward),
+// compiled for target V.
+template <int V, typename T, typename A, typename Index, bool Dense>
+CYROI_ALWAYS_INLINE void pool_bins_forward(const ChannelBlock<const T>& in, const T* box,
+                                           const PoolParams<T>& p, int64_t height,
+                                           int64_t width, int64_t k, int64_t c0,
+                                           const Pooled<T>& out, const Pooled<A>& argmax,
+                                           PoolScratch<T, A>& s, Index* where,
+                                           const Prefetch& next) {
   const PoolBox<T> b = pool_box(box, p.scale, p.pooled_h, p.pooled_w, (int64_t)1);
   const int64_t channels = in.width;
   const bool staged = staged_forward(out, channels);
@@ -98,7 +100,7 @@ CYROI_SIMD_CLONES void pool_bins_forward(const ChannelBlock<const T>& in, const 
                    : staged     ? s.staged_where.data() + at
                                 : &argmax.at(k, c0, ph, pw);
       const bool empty = h1 <= h0 || w1 <= w0;
-      if (!empty) max_of_bin<T, Index, Dense>(in, h0, h1, w0, w1, width, best, where);
+      if (!empty) max_of_bin<V, T, Index, Dense>(in, h0, h1, w0, w1, width, best, where);
       for (int64_t c = 0; c < channels; ++c) o[c * out_sc] = empty ? (T)0 : best[c];
       if (a)
         for (int64_t c = 0; c < channels; ++c) a[c * argmax_sc] = empty ? (A)-1 : (A)where[c];
@@ -119,8 +121,10 @@ void pool_roi_forward(const ChannelBlock<const T>& in, const T* box, const PoolP
   const bool staged = staged_forward(out, channels);
   if (staged) s.staged.resize(bins * channels);
   if (staged && argmax.data) s.staged_where.resize(bins * channels);
-  pool_bins_forward<T, A, Index, Dense>(in, box, p, height, width, k, c0, out, argmax, s,
-                                     where.data(), next);
+  on_simd([&](auto simd) CYROI_INLINE_LAMBDA {
+    pool_bins_forward<simd(), T, A, Index, Dense>(in, box, p, height, width, k, c0, out, argmax,
+                                                  s, where.data(), next);
+  });
 }
 
 // Feature reads per channel, roughly: the RoIs' areas clipped to the map.

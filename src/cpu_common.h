@@ -162,11 +162,17 @@ CYROI_ALWAYS_INLINE void store_line(T* p, typename Line<T, V>::type v) {
   __builtin_memcpy(p, &v, sizeof v);
 }
 
-// The most lines a loop holds at once on target V: eight lines of sums and
-// their operands fill but do not overflow AVX-512's 32 registers; a wider
-// chunk reloads each tap less often (frcnn_head NHWC: 4 lines took 1.05x
-// the time of 8). AVX2 and SSE2 have 16.
-template <int V> constexpr int kWidestChunk = V == 64 ? 8 : 4;
+// The most lines a loop holds at once on target V, each line taking
+// `registers` of its vector registers: half of them (AVX-512 has 32, AVX2
+// and SSE2 16), and eight lines at most. Eight lines of sums and their
+// operands fill but do not overflow AVX-512's registers; a wider chunk
+// reloads each tap less often (frcnn_head NHWC on AVX-512: 4 lines took
+// 1.05x the time of 8; on AVX2, 4 lines of sums took 1.03-1.12x the time of
+// 8, and 8 lines of running maxima, two registers each, 1.03-1.19x that of
+// 4; mode "max" backward's lines of gradients and winners, 1.12-1.14x with
+// 4 lines, are held as sums are).
+template <int V, int Registers = 1>
+constexpr int kWidestChunk = std::min(8, (V == 64 ? 16 : 8) / Registers);
 
 // Runs run(c0, lines) over the whole lines of channels [c0, width) of a
 // dense block, in chunks of L lines, then L / 2, ... 1 (lines: a

@@ -291,10 +291,11 @@ CYROI_ALWAYS_INLINE void max_bin(const ChannelBlock<const T>& in, const BinSampl
   // others with their places in the bin's list of samples.
   int64_t c0 = 0;
 #ifdef CYROI_LINES
+  constexpr int widest = kWidestChunk<V, 2>;  // a value and an index per lane
   if (Dense && total > 0 && std::is_same<Ordinal, LaneIndex<T>>::value &&
       (double)box.grid_h * (double)box.grid_w <=
           (double)std::numeric_limits<LaneIndex<T>>::max())
-    c0 = for_each_lines<T, V>(0, width, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
+    c0 = for_each_lines<T, V, widest>(0, width, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
       bin_maxima_lines<T, V, lines()>(in, bin, c, best, (LaneIndex<T>*)ordinal);
     });
 #endif

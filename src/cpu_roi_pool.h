@@ -59,8 +59,9 @@ CYROI_ALWAYS_INLINE void max_of_bin(const ChannelBlock<const T>& in, int64_t h0,
   }
   int64_t c0 = 0;
 #ifdef CYROI_LINES
+  constexpr int widest = kWidestChunk<V, 2>;  // a value and an index per lane
   if (Dense && std::is_same<Index, LaneIndex<T>>::value)
-    c0 = for_each_lines<T, V>(0, width, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
+    c0 = for_each_lines<T, V, widest>(0, width, [&](int64_t c, auto lines) CYROI_INLINE_LAMBDA {
       max_of_bin_lines<T, V, lines()>(in, h0, h1, w0, w1, map_w, c, best, (LaneIndex<T>*)where);
     });
 #endif

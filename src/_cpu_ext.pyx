@@ -14,7 +14,7 @@ from libc.stdint cimport INT64_MIN, int64_t
 
 from cpu_loops cimport (AlignParams, Pooled, roi_align_backward as align_backward,
                         roi_align_forward as align_forward, roi_pool_backward as pool_backward,
-                        roi_pool_forward as pool_forward)
+                        roi_pool_forward as pool_forward, simd_bytes as loops_simd_bytes)
 from cpu_params cimport align_params, pool_params
 from cpu_views cimport as_maps, as_pooled, argmax_index, real
 
@@ -25,6 +25,13 @@ cdef extern from "omp.h":
 def max_threads():
     """OpenMP's current default team size (OMP_NUM_THREADS, threadpoolctl)."""
     return omp_get_max_threads()
+
+
+def simd_bytes():
+    """The vector register bytes of the SIMD target the loops run on: 64
+    (AVX-512), 32 (AVX2) or 16 (SSE2, and other CPUs), or a narrower one that
+    the environment variable CYROI_SIMD_BYTES asked for."""
+    return loops_simd_bytes()
 
 
 def roi_align_forward(const real[:, :, :, :] features, const real[:, ::1] boxes,

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <exception>
@@ -89,7 +90,6 @@ template <typename T> struct LineAligned {
 };
 template <typename T> using LineVector = std::vector<T, LineAligned<T>>;
 
-#if defined(__GNUC__) && defined(__x86_64__)
 // The hot loops (the bin loops of roi_align and roi_pool) are compiled once
 // per SIMD target and picked at run time by the CPU: with V, the bytes of
 // one of its vector registers, as a template argument (Simd<V>), so each
@@ -101,45 +101,58 @@ template <typename T> using LineVector = std::vector<T, LineAligned<T>>;
 // 16), a third of the compile time. No exception may leave these loops
 // (GCC aborts instead of unwinding through them): they allocate nothing,
 // their callers prepare every buffer.
-#define CYROI_LINES 1
 template <int V> using Simd = std::integral_constant<int, V>;
 
-#define CYROI_AVX512 __attribute__((target("avx512f")))
-#define CYROI_AVX2 __attribute__((target("avx2")))
-template <typename Run> CYROI_AVX512 void run_avx512(const Run& run) { run(Simd<64>()); }
-template <typename Run> CYROI_AVX2 void run_avx2(const Run& run) { run(Simd<32>()); }
-template <typename Run> void run_sse2(const Run& run) { run(Simd<16>()); }
-
-// The widest registers this CPU (and its operating system) supports.
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(CYROI_ONE_SIMD)
+// The widest target this CPU (and its operating system) supports, or a
+// narrower one that the environment variable CYROI_SIMD_BYTES asks for
+// (32 or 16: the tests run every target the CPU has against the reference).
 inline int simd_bytes() {
-  static const int bytes = __builtin_cpu_supports("avx512f") ? 64
-                           : __builtin_cpu_supports("avx2")  ? 32
-                                                             : 16;
+  static const int bytes = [] {
+    const int widest = __builtin_cpu_supports("avx512f") ? 64
+                       : __builtin_cpu_supports("avx2")  ? 32
+                                                         : 16;
+    const char* cap = getenv("CYROI_SIMD_BYTES");
+    const int asked = cap ? atoi(cap) : 64;
+    return std::min(widest, asked >= 64 ? 64 : asked >= 32 ? 32 : 16);
+  }();
   return bytes;
 }
+#elif defined(CYROI_ONE_SIMD)
+inline int simd_bytes() { return CYROI_ONE_SIMD; }
+#else
+inline int simd_bytes() { return 16; }
+#endif
 
-// run(Simd<V>()) compiled for, and run on, this CPU's widest target. `run`
-// must be inlined (CYROI_INLINE_LAMBDA), and so must everything it calls
-// that is to use the target's instructions: a function left out of line is
+#if defined(__GNUC__) && defined(__x86_64__)
+template <typename Run> __attribute__((target("avx512f"))) void run_avx512(const Run& run) {
+  run(Simd<64>());
+}
+template <typename Run> __attribute__((target("avx2"))) void run_avx2(const Run& run) {
+  run(Simd<32>());
+}
+#endif
+
+// run(Simd<V>()) compiled for, and run on, target simd_bytes(). `run` must
+// be inlined (CYROI_INLINE_LAMBDA), and so must everything it calls that
+// is to use the target's instructions: a function left out of line is
 // compiled for the baseline target (a lambda left so made mode "max"'s bins
 // take 9x the time).
-#define CYROI_INLINE_LAMBDA __attribute__((always_inline))
 template <typename Run> void on_simd(const Run& run) {
-#if defined(CYROI_ONE_SIMD) && CYROI_ONE_SIMD == 64
-  run_avx512(run);
-#elif defined(CYROI_ONE_SIMD) && CYROI_ONE_SIMD == 32
-  run_avx2(run);
-#elif defined(CYROI_ONE_SIMD)
-  run_sse2(run);
-#else
-  switch (simd_bytes()) {
-    case 64: return run_avx512(run);
-    case 32: return run_avx2(run);
-    default: return run_sse2(run);
-  }
+#if defined(__GNUC__) && defined(__x86_64__)
+#if !defined(CYROI_ONE_SIMD) || CYROI_ONE_SIMD == 64
+  if (simd_bytes() == 64) return run_avx512(run);
 #endif
+#if !defined(CYROI_ONE_SIMD) || CYROI_ONE_SIMD == 32
+  if (simd_bytes() == 32) return run_avx2(run);
+#endif
+#endif
+  run(Simd<16>());
 }
 
+#ifdef __GNUC__
+#define CYROI_LINES 1
+#define CYROI_INLINE_LAMBDA __attribute__((always_inline))
 // One line of V bytes of values as a GCC vector, one register of the
 // target compiled for, whose arithmetic rounds as the scalar expression it
 // stands for does (-ffp-contract=off: no fusing). V 16 is also a quarter of
@@ -209,8 +222,7 @@ CYROI_ALWAYS_INLINE void for_lines_exactly(int64_t c0, int64_t end, Run&& run) {
   run_lines_left<L>(c0, (end - c0) / lanes, run);
 }
 #else
-template <int V> using Simd = std::integral_constant<int, V>;
-template <typename Run> void on_simd(const Run& run) { run(Simd<16>()); }
+#define CYROI_INLINE_LAMBDA
 #endif
 
 // Where a dense block's 64-byte lines fall, when every pixel's channels

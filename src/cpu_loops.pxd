@@ -15,6 +15,7 @@ cdef extern from "cpu_common.h" namespace "cyroi" nogil:
     cdef struct RoisByImage:
         const int64_t* order
         const int64_t* begin
+    int simd_bytes()
 
 cdef extern from "cpu_roi_align.h" namespace "cyroi" nogil:
     cdef cppclass AlignParams[T]:

@@ -42,6 +42,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's cyroi
 import cyroi  # noqa: E402
+from cyroi import _cpu_ext as cpu_loops  # noqa: E402
 from onnx_peer import VERSION as ORT_VERSION  # noqa: E402
 from onnx_peer import Peer, max_roi_pool_model, roi_align_model  # noqa: E402
 import mxnet_peer  # noqa: E402  (runs MXNet in another venv; imports no MXNet here)
@@ -51,6 +52,8 @@ from workloads import SAMPLING_RATIO, WORKLOADS, align_taps, pool_reads  # noqa:
 
 LEGACY_PYTHON = HERE.parent / ".venv-legacy" / "bin" / "python"
 THREADS = (1, 2)
+# The SIMD target of cyroi's loops, by its registers' bytes.
+SIMD_NAMES = {64: "AVX-512", 32: "AVX2", 16: "SSE2"}
 TARGET_THREADS = 2
 # name -> (layout, dtype, roi_align mode); "base" is the row onnxruntime faces.
 VARIANTS = {
@@ -362,12 +365,14 @@ def main():
 
     probe = machine_probe(THREADS)
     print(f"probe: GEMM multiply-adds/s {probe['muladds_per_s']}, "
-          f"copy {probe['copy_bytes_per_s'] / 1e9:.1f} GB/s")
+          f"copy {probe['copy_bytes_per_s'] / 1e9:.1f} GB/s; "
+          f"cyroi's loops run {SIMD_NAMES[cpu_loops.simd_bytes()]}")
     load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cyroi-mxnet-") as folder:
         # Before cyroi's timing, not beside it: the peers take turns on the cores.
         mxnet = mxnet_results(args.mxnet_python, chosen, folder) or {"rows": [], "outputs": {}}
         result = {"machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
+                              "simd": SIMD_NAMES[cpu_loops.simd_bytes()],
                               "load_average_at_start": load_at_start,
                               "python": platform.python_version(),
                               "numpy": np.__version__, "onnxruntime": ORT_VERSION,

@@ -59,8 +59,9 @@ def plot(result, path):
     ax.set_ylabel("speedup of cyroi (x)")
     machine = result["machine"]
     mxnet = f" and MXNet {machine['mxnet']}" if with_mxnet else ""
+    simd = f" ({machine['simd']})" if machine.get("simd") else ""  # older results lack it
     ax.set_title(f"cyroi {machine['cyroi']} vs onnxruntime {machine['onnxruntime']}{mxnet}, "
-                 f"float32 NCHW, {machine['cores']} cores", fontsize=9)
+                 f"float32 NCHW, {machine['cores']} cores{simd}", fontsize=9)
     # Beside the axes: with a dozen bars per workload there is no empty corner.
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()

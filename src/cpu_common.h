@@ -826,11 +826,20 @@ void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois,
   });
 }
 
-// Zeroes the block's channels at every pixel of a rows x columns map.
+// Zeroes the block's channels at every pixel of a rows x columns map, in
+// the order its memory runs: pixel by pixel where its channels are
+// adjacent, else plane by plane (an NCHW block zeroed pixel by pixel strode
+// a plane per store: 11% of frcnn_head's roi_pool backward).
 template <typename T> void zero_block(const ChannelBlock<T>& b, int64_t rows, int64_t columns) {
-  for (int64_t h = 0; h < rows; ++h)
-    for (int64_t w = 0; w < columns; ++w)
-      for (int64_t c = 0; c < b.width; ++c) b.data[h * b.sh + w * b.sw + c * b.sc] = 0;
+  if (b.sc == 1) {
+    for (int64_t h = 0; h < rows; ++h)
+      for (int64_t w = 0; w < columns; ++w)
+        for (int64_t c = 0; c < b.width; ++c) b.data[h * b.sh + w * b.sw + c] = 0;
+    return;
+  }
+  for (int64_t c = 0; c < b.width; ++c)
+    for (int64_t h = 0; h < rows; ++h)
+      for (int64_t w = 0; w < columns; ++w) b.data[c * b.sc + h * b.sh + w * b.sw] = 0;
 }
 
 // Backward: items are (channel block, image) pairs that add the gradients

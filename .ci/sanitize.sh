@@ -48,7 +48,8 @@ export CYROI_SANITIZED=1
 # Fewer fuzz examples: everything runs 2-5x slower under the sanitizers.
 export CYROI_FUZZ_EXAMPLES=${CYROI_FUZZ_EXAMPLES:-150}
 # Left out: test_leaks.py (ASan's quarantine holds freed memory, so RSS
-# grows by design) and test_huge_tensors.py (8 GiB arrays under ASan's
-# allocator and shadow memory).
+# grows by design), test_huge_tensors.py (8 GiB arrays under ASan's
+# allocator and shadow memory) and test_simd_targets.py (this build has one
+# SIMD target only).
 python -m pytest -q -p no:cacheprovider --ignore=tests/test_leaks.py \
-    --ignore=tests/test_huge_tensors.py "$@" tests
+    --ignore=tests/test_huge_tensors.py --ignore=tests/test_simd_targets.py "$@" tests

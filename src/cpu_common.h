@@ -147,7 +147,9 @@ template <typename Run> void on_simd(const Run& run) {
   if (simd_bytes() == 32) return run_avx2(run);
 #endif
 #endif
+#if !defined(CYROI_ONE_SIMD) || CYROI_ONE_SIMD == 16
   run(Simd<16>());
+#endif
 }
 
 #ifdef __GNUC__

@@ -167,12 +167,13 @@ CYROI_ALWAYS_INLINE typename Line<T, V>::type line_tap_value(const T* data, cons
 
 // out[c] = the average of the bin's samples, summed in order, for channels
 // [c0, c0 + L lines of V bytes) of a dense block and adjacent outputs, and
-// those of Q quarter cache lines from channels quarter[0..Q) (LineSpan): the sums stay in
-// registers across the samples (through memory, each sample waits on the
-// last one's store) and go out averaged (through a buffer, its loads wait
-// on the stores: frcnn_head 0.94x, float64 0.83-0.89x the time), and each
-// sample's taps are made as it comes (listing them first, as the other
-// loops do, costs their stores and loads on narrow blocks).
+// those of Q quarter cache lines from channels quarter[0..Q) (LineSpan):
+// the sums stay in registers across the samples (through memory, each
+// sample waits on the last one's store) and go out averaged (through a
+// buffer, its loads wait on the stores: frcnn_head 0.94x, float64
+// 0.83-0.89x the time), and each sample's taps are made as it comes
+// (listing them first, as the other loops do, costs their stores and loads
+// on narrow blocks).
 template <typename T, int V, int L, int Q = 0>
 CYROI_ALWAYS_INLINE void bin_averages_lines(const ChannelBlock<const T>& in,
                                             const BinSamples<T>& bin, const Divisor<T>& count,
@@ -650,7 +651,8 @@ CYROI_ALWAYS_INLINE void align_bins_backward(const ChannelBlock<T>& out,
       }
       if (p.max_mode) {
         scatter_winners<V, T, Dense>(out, s.roi, ph, pw, places ? places + at : nullptr,
-                                  &argmax.at(k, c0, ph, pw), argmax.s.c, g, height, width, s);
+                                     &argmax.at(k, c0, ph, pw), argmax.s.c, g, height, width,
+                                     s);
         continue;
       }
       const BinSamples<T> bin(s.roi, ph, pw);
@@ -691,14 +693,14 @@ void align_roi_backward(const ChannelBlock<T>& out, const T* box, const AlignPar
   // 0.84-0.93x the time; an int64 one asked for slowed it by 1.1x).
   constexpr bool lane_wide = std::is_same<A, LaneIndex<T>>::value;
   const bool winners = places && lane_wide;
-  if constexpr (lane_wide) {
-    if (places) load_bins(argmax, k, c0, channels, s.places.data());
-  }
   const Prefetch next(grad_out, next_k, c0, channels);
   const Prefetch next_winners(argmax, winners ? next_k : -1, c0, channels);
   on_simd([&](auto simd) CYROI_INLINE_LAMBDA {
-    if constexpr (!lane_wide)
-      if (places) load_places<T>(argmax, k, c0, channels, s);
+    if constexpr (lane_wide) {
+      if (places) load_bins(argmax, k, c0, channels, s.places.data());
+    } else if (places) {
+      load_places<T>(argmax, k, c0, channels, s);
+    }
     align_bins_backward<simd(), T, A, Dense>(out, p, height, width, grad_out, argmax, k, c0, s,
                                              places ? s.places.data() : nullptr, next,
                                              next_winners);

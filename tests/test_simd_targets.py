@@ -3,6 +3,7 @@ suite runs: the loops hold their channels in registers of the target's
 width (src/cpu_common.h, on_simd), so each target has code of its own. The
 reference tests of roi_align and roi_pool run again in a subprocess for each
 narrower target, chosen by the environment variable CYROI_SIMD_BYTES."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -28,6 +29,9 @@ def test_narrower_target_matches_reference(simd):
     picked = run(["-c", "from cyroi import _cpu_ext; print(_cpu_ext.simd_bytes())"], simd)
     assert picked.stdout.split() == [str(simd)], picked.stderr
     # Left out: the copy of the map in stretches, which has no per-target code.
-    suite = run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+    # Two workers where pytest-xdist is installed: a minute in one process,
+    # the suite's longest test by far.
+    workers = ["-n", "2"] if importlib.util.find_spec("xdist") else []
+    suite = run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *workers,
                  str(TESTS / "test_vs_reference.py"), "-k", "not stretches"], simd)
     assert suite.returncode == 0, suite.stdout[-4000:] + suite.stderr[-2000:]

@@ -7,7 +7,7 @@ from setuptools import Extension, setup
 
 openmp = ["/openmp"] if sys.platform == "win32" else ["-fopenmp"]
 # Results must not depend on the CPU: no fused multiply-add contraction (the
-# loops have AVX2/AVX-512 clones, and C++ contracts by default).
+# loops have AVX2/AVX-512 versions, and C++ contracts by default).
 exact = [] if sys.platform == "win32" else ["-ffp-contract=off"]
 # No debug information (Python's flags ask for it): a quarter of the compile
 # time, and the same code.

@@ -200,15 +200,17 @@ def test_map_copied_channels_last_in_stretches(dtype, threads, restore_threads):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_channels_in_register_chunks(dtype, layout, restore_threads):
     """The forward loops hold the running sums and maxima of a dense block's
-    channels in registers, 8, 4, 2 then 1 lines of 64 bytes at a time
-    (cpu_common.h for_each_lines), and roi_align's backward its output
-    gradients, the channels past the last whole line in memory: 247
-    channels take every chunk and a remainder in either dtype. A map of few
-    levels makes ties, whose first maximum must win; sampling_ratio -1 and 2
-    give both argmax widths and bins whose sample count has an exact inverse
-    and not."""
+    channels in registers, 8 (or 4), 4, 2 then 1 lines of one SIMD register
+    at a time (cpu_common.h for_each_lines; 64, 32 or 16 bytes by target),
+    and roi_align's backward its output gradients, the channels past the
+    last whole line in memory: 255 channels take every chunk and a
+    remainder on every target in either dtype (255 mod 8n is at least 7n,
+    and not a multiple of n, for n lanes a line). A map of few levels makes
+    ties, whose first maximum must win; sampling_ratio -1 and 2 give both
+    argmax widths and bins whose sample count has an exact inverse and
+    not."""
     rng = np.random.default_rng(5)
-    x = rng.integers(0, 3, (2, 247, 23, 29)).astype(dtype)
+    x = rng.integers(0, 3, (2, 255, 23, 29)).astype(dtype)
     corner = rng.uniform(-3, 20, (16, 2))  # enough reads that NCHW is copied channels-last
     r = np.column_stack([rng.integers(0, 2, 16), corner,
                          corner + rng.uniform(5, 25, (16, 2))]).astype(dtype)

@@ -364,15 +364,15 @@ def main():
     chosen = [wl for wl in WORKLOADS if wl.name in args.workloads.split(",")]
 
     probe = machine_probe(THREADS)
+    simd = SIMD_NAMES[cpu_loops.simd_bytes()]
     print(f"probe: GEMM multiply-adds/s {probe['muladds_per_s']}, "
-          f"copy {probe['copy_bytes_per_s'] / 1e9:.1f} GB/s; "
-          f"cyroi's loops run {SIMD_NAMES[cpu_loops.simd_bytes()]}")
+          f"copy {probe['copy_bytes_per_s'] / 1e9:.1f} GB/s; cyroi's loops run {simd}")
     load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cyroi-mxnet-") as folder:
         # Before cyroi's timing, not beside it: the peers take turns on the cores.
         mxnet = mxnet_results(args.mxnet_python, chosen, folder) or {"rows": [], "outputs": {}}
         result = {"machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
-                              "simd": SIMD_NAMES[cpu_loops.simd_bytes()],
+                              "simd": simd,
                               "load_average_at_start": load_at_start,
                               "python": platform.python_version(),
                               "numpy": np.__version__, "onnxruntime": ORT_VERSION,

@@ -160,45 +160,49 @@ def test_wide_channel_blocks(channels, layout, threads, restore_threads):
                                             dtype=np.float32))
 
 
-@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_map_copied_channels_last_in_stretches(dtype, threads, restore_threads):
+def test_map_copied_channels_last_in_stretches(dtype, restore_threads):
     """NCHW maps that the loops copy channels-last (many reads per pixel):
     this one has more pixels than a stretch of the copy (cpu_common.h
     kStretchBytes) and a channel count that is not a whole number of SIMD
     chunks, so the copy and the gradient's store go stretch by stretch with
-    a partial last chunk; mode "max" backward runs on both argmax widths."""
+    a partial last chunk; mode "max" backward runs on both argmax widths.
+    Each reference answer is computed once and faces 1 and 2 threads (the
+    reference is most of the test's time, 4x more under the sanitizers)."""
     rng = np.random.default_rng(11)
     x = rng.standard_normal((1, 37, 97, 101)).astype(dtype)
     corner = rng.uniform(-5, 40, (8, 2))
     r = np.column_stack([np.zeros(8), corner, corner + rng.uniform(50, 70, (8, 2))]).astype(dtype)
     g = rng.standard_normal((8, 37, 7, 7)).astype(dtype)
-    cyroi.set_num_threads(threads)
+    threads = (1, 2)
 
     for ratio in (-1, 8):  # int64 and int32 argmax; 8^2 samples fill a SampleBatch
-        out, argmax = cyroi.roi_align(x, r, 7, 1.0, ratio, True, "max", return_argmax=True)
         expected, expected_argmax = reference.roi_align(x, r, (7, 7), 1.0, ratio, True, "max",
                                                         dtype=dtype)
-        assert_same(out, expected)
-        np.testing.assert_array_equal(argmax, expected_argmax)
-        assert_same(cyroi.roi_align_backward(g, r, x.shape, 1.0, ratio, True, "max",
-                                             argmax=argmax),
-                    reference.roi_align_backward(g, r, x.shape, (7, 7), 1.0, ratio, True, "max",
-                                                 expected_argmax, dtype=dtype))
-    assert_same(cyroi.roi_align(x, r, 7, 1.0, -1, True), reference.roi_align(
-        x, r, (7, 7), 1.0, -1, True, dtype=dtype)[0])
-    assert_same(cyroi.roi_align_backward(g, r, x.shape, 1.0, -1, True),
-                reference.roi_align_backward(g, r, x.shape, (7, 7), 1.0, -1, True, dtype=dtype))
+        expected_grad = reference.roi_align_backward(g, r, x.shape, (7, 7), 1.0, ratio, True,
+                                                     "max", expected_argmax, dtype=dtype)
+        for n in threads:
+            cyroi.set_num_threads(n)
+            out, argmax = cyroi.roi_align(x, r, 7, 1.0, ratio, True, "max", return_argmax=True)
+            assert_same(out, expected)
+            np.testing.assert_array_equal(argmax, expected_argmax)
+            assert_same(cyroi.roi_align_backward(g, r, x.shape, 1.0, ratio, True, "max",
+                                                 argmax=argmax), expected_grad)
+    expected = reference.roi_align(x, r, (7, 7), 1.0, -1, True, dtype=dtype)[0]
+    expected_grad = reference.roi_align_backward(g, r, x.shape, (7, 7), 1.0, -1, True,
+                                                 dtype=dtype)
+    expected_pool, expected_pool_argmax = reference.roi_pool(x, r, (7, 7), 1.0, dtype=dtype)
+    for n in threads:
+        cyroi.set_num_threads(n)
+        assert_same(cyroi.roi_align(x, r, 7, 1.0, -1, True), expected)
+        assert_same(cyroi.roi_align_backward(g, r, x.shape, 1.0, -1, True), expected_grad)
+        out, argmax = cyroi.roi_pool(x, r, 7, 1.0, return_argmax=True)
+        assert_same(out, expected_pool)
+        np.testing.assert_array_equal(argmax, expected_pool_argmax)
 
-    out, argmax = cyroi.roi_pool(x, r, 7, 1.0, return_argmax=True)
-    expected, expected_argmax = reference.roi_pool(x, r, (7, 7), 1.0, dtype=dtype)
-    assert_same(out, expected)
-    np.testing.assert_array_equal(argmax, expected_argmax)
 
-
-@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_channels_in_register_chunks(dtype, layout, restore_threads):
+def test_channels_in_register_chunks(dtype, restore_threads):
     """The forward loops hold the running sums and maxima of a dense block's
     channels in registers, 8 (or 4), 4, 2 then 1 lines of one SIMD register
     at a time (cpu_common.h for_each_lines; 64, 32 or 16 bytes by target),
@@ -208,35 +212,39 @@ def test_channels_in_register_chunks(dtype, layout, restore_threads):
     and not a multiple of n, for n lanes a line). A map of few levels makes
     ties, whose first maximum must win; sampling_ratio -1 and 2 give both
     argmax widths and bins whose sample count has an exact inverse and
-    not."""
+    not. Each reference answer faces both layouts (it is most of the
+    test's time)."""
     rng = np.random.default_rng(5)
     x = rng.integers(0, 3, (2, 255, 23, 29)).astype(dtype)
     corner = rng.uniform(-3, 20, (16, 2))  # enough reads that NCHW is copied channels-last
     r = np.column_stack([rng.integers(0, 2, 16), corner,
                          corner + rng.uniform(5, 25, (16, 2))]).astype(dtype)
-    f = to_layout(x, layout)
     cyroi.set_num_threads(1)  # one block of every channel where the map is NHWC
     for ratio in (-1, 2):
         for mode in ("avg", "max"):
             expected, expected_argmax = reference.roi_align(x, r, (5, 4), 0.9, ratio, True, mode,
                                                             dtype=dtype)
-            out = cyroi.roi_align(f, r, (5, 4), 0.9, ratio, True, mode,
-                                  layout=layout, return_argmax=mode == "max")
-            argmax = None
-            if mode == "max":
-                out, argmax = out
-                np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)
-            assert_same(from_layout(out, layout), expected)
             g = rng.standard_normal(expected.shape).astype(dtype)
-            grad = cyroi.roi_align_backward(to_layout(g, layout), r, f.shape, 0.9, ratio, True,
-                                            mode, argmax=argmax, layout=layout)
-            assert_same(from_layout(grad, layout),
-                        reference.roi_align_backward(g, r, x.shape, (5, 4), 0.9, ratio, True,
-                                                     mode, expected_argmax, dtype=dtype))
-    out, argmax = cyroi.roi_pool(f, r, (5, 4), 0.9, layout=layout, return_argmax=True)
+            expected_grad = reference.roi_align_backward(g, r, x.shape, (5, 4), 0.9, ratio, True,
+                                                         mode, expected_argmax, dtype=dtype)
+            for layout in LAYOUTS:
+                f = to_layout(x, layout)
+                out = cyroi.roi_align(f, r, (5, 4), 0.9, ratio, True, mode,
+                                      layout=layout, return_argmax=mode == "max")
+                argmax = None
+                if mode == "max":
+                    out, argmax = out
+                    np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)
+                assert_same(from_layout(out, layout), expected)
+                grad = cyroi.roi_align_backward(to_layout(g, layout), r, f.shape, 0.9, ratio,
+                                                True, mode, argmax=argmax, layout=layout)
+                assert_same(from_layout(grad, layout), expected_grad)
     expected, expected_argmax = reference.roi_pool(x, r, (5, 4), 0.9, dtype=dtype)
-    assert_same(from_layout(out, layout), expected)
-    np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)
+    for layout in LAYOUTS:
+        out, argmax = cyroi.roi_pool(to_layout(x, layout), r, (5, 4), 0.9, layout=layout,
+                                     return_argmax=True)
+        assert_same(from_layout(out, layout), expected)
+        np.testing.assert_array_equal(from_layout(argmax, layout), expected_argmax)
 
 
 def skewed_copy(x, skew):

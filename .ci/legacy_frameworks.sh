@@ -17,7 +17,7 @@ python3 -m venv --clear "$venv"
 "$venv/bin/pip" install -q --no-build-isolation chainer==7.8.1
 
 if ! compgen -G "cyroi/_cpu_ext*.so" >/dev/null; then
-    "$venv/bin/pip" install -q Cython
+    "$venv/bin/pip" install -q Cython "setuptools>=77"  # after Chainer: its SPDX license field
     "$venv/bin/python" setup.py -q build_ext --inplace
 fi
 echo "legacy venv ready in $((SECONDS - start)) s"

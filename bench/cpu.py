@@ -365,8 +365,10 @@ def main():
 
     probe = machine_probe(THREADS)
     simd = SIMD_NAMES[cpu_loops.simd_bytes()]
-    print(f"probe: GEMM multiply-adds/s {probe['muladds_per_s']}, "
-          f"copy {probe['copy_bytes_per_s'] / 1e9:.1f} GB/s; cyroi's loops run {simd}")
+    copy = probe["copy_bytes_per_s"]
+    print(f"probe: GEMM multiply-adds/s {probe['muladds_per_s']}, copy GB/s "
+          f"{ {t: round(b / 1e9, 1) for t, b in copy.items()} } by 1 and {TARGET_THREADS} "
+          f"processes at once; cyroi's loops run {simd}")
     load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cyroi-mxnet-") as folder:
         # Before cyroi's timing, not beside it: the peers take turns on the cores.
@@ -421,7 +423,9 @@ def report(result):
         print(f"  {r['workload']:11s} {r['op']:9s} {r['threads']} threads: "
               f"{r['per_s'] / 1e9:6.2f} G/s = {100 * r['of_probe_muladds']:5.1f}% of GEMM "
               f"multiply-adds, gathers {r['gather_bytes_per_s'] / 1e9:6.1f} GB/s")
-    print("1 -> 2 thread speedup, paired (median of per-pair ratios, quartiles):")
+    copy = result["probe"]["copy_bytes_per_s"]
+    print("1 -> 2 thread speedup, paired (median of per-pair ratios, quartiles); the "
+          f"machine's own for a memory-bound copy: {copy['2'] / copy['1']:.2f}:")
     for r in result["thread_scaling"]:
         low, high = r["quartiles"]
         print(f"  {r['workload']:11s} {r['op']:15s} {r['speedup']:5.2f} ({low:.2f}-{high:.2f})")

@@ -3,7 +3,11 @@
 - multiply-adds per second: float32 GEMM (OpenBLAS via NumPy) with 1 and 2
   BLAS threads, in a fresh process each so the thread count takes effect;
   GEMM runs near the FMA peak of the cores.
-- memory bandwidth: one-thread NumPy copy of 256 MiB (bytes read + written).
+- memory bandwidth: NumPy copies of 256 MiB in all (bytes read + written),
+  by 1 and 2 processes at once, each copying its share, in step: the
+  bandwidth that 2 cores get together bounds the thread scaling of a
+  memory-bound loop (on the AVX2 VM of session 14 two cores copied 0.8x the
+  bytes per second of one).
 """
 import json
 import os
@@ -33,18 +37,31 @@ def gemm_muladds_per_second(threads):
     return json.loads(result.stdout)
 
 
-def copy_bytes_per_second(mib=256):
-    src = np.ones(mib * 2**20 // 4, dtype=np.float32)
-    dst = np.empty_like(src)
-    np.copyto(dst, src)
-    times = []
-    for _ in range(7):
-        t = time.perf_counter()
-        np.copyto(dst, src)
-        times.append(time.perf_counter() - t)
-    return 2 * src.nbytes / sorted(times)[len(times) // 2]
+# One worker of copy_bytes_per_second: copies its share at agreed wall-clock
+# times (argv: bytes, start time, period), so the workers' copies overlap.
+_COPY = """
+import json, sys, time, numpy as np
+nbytes, start, period = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+src = np.ones(nbytes // 4, dtype=np.float32)
+dst = np.empty_like(src)
+np.copyto(dst, src)
+times = []
+for i in range(7):
+    time.sleep(max(0.0, start + i * period - time.time()))
+    t = time.perf_counter(); np.copyto(dst, src); times.append(time.perf_counter() - t)
+print(json.dumps(sorted(times)[len(times) // 2]))
+"""
+
+
+def copy_bytes_per_second(workers, mib=256):
+    share = mib * 2**20 // workers
+    start = time.time() + 2.0  # after every worker has filled its arrays
+    procs = [subprocess.Popen([sys.executable, "-c", _COPY, str(share), str(start), "0.25"],
+                              stdout=subprocess.PIPE, text=True) for _ in range(workers)]
+    slowest = max(json.loads(p.communicate()[0]) for p in procs)
+    return 2 * share * workers / slowest
 
 
 def machine_probe(thread_counts):
     return {"muladds_per_s": {str(t): gemm_muladds_per_second(t) for t in thread_counts},
-            "copy_bytes_per_s": copy_bytes_per_second()}
+            "copy_bytes_per_s": {str(t): copy_bytes_per_second(t) for t in thread_counts}}

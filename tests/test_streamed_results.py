@@ -1,9 +1,10 @@
-"""Forward results over 32 MB are written with non-temporal stores through an
-ordering buffer (cpu_common.h store_bins). Those calls must give the same
-bits as the reference on the RoIs checked, and as the same RoIs asked for in
-calls too small to stream; channel counts and bin counts are picked so the
-NCHW ordering buffer takes several chunks and NHWC rows start off 16-byte
-boundaries."""
+"""NCHW forward results over 32 MB are written with non-temporal stores
+through an ordering buffer (cpu_common.h store_bins); NHWC ones of that size
+go out from the bin loops' registers as smaller ones do. Those calls must
+give the same bits as the reference on the RoIs checked, and as the same
+RoIs asked for in calls too small to stream; channel counts and bin counts
+are picked so the NCHW ordering buffer takes several chunks and NHWC rows
+start off 16-byte boundaries."""
 import numpy as np
 import pytest
 

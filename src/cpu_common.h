@@ -613,7 +613,7 @@ template <typename T> bool staged_results(const Pooled<T>& pooled, int64_t width
 // stores: ordinary stores first read every line of a result far larger than
 // the caches, only for it to be evicted again (many_rois: 100 MB). Not NHWC
 // results, which the bin loops store straight from registers: staging them
-// for non-temporal stores took 1.0-1.14x the time (AVX2, mask_head and
+// for non-temporal stores took 1.0-1.18x the time (AVX2, mask_head and
 // many_rois, 1 and 2 threads).
 static const int64_t kStreamedBytes = 32 << 20;
 

@@ -6,8 +6,8 @@
 - memory bandwidth: NumPy copies of 256 MiB in all (bytes read + written),
   by 1 and 2 processes at once, each copying its share, in step: the
   bandwidth that 2 cores get together bounds the thread scaling of a
-  memory-bound loop (on the AVX2 VM of session 14 two cores copied 0.8x the
-  bytes per second of one).
+  memory-bound loop (on the 2-core AVX2 VM of bench/results, two cores
+  copied 0.77-0.85x the bytes per second of one).
 """
 import json
 import os

@@ -17,7 +17,7 @@ cd "$scratch"
 
 python3 -m venv venv
 . venv/bin/activate
-pip install -q "numpy>=1.21" "Cython>=3.0" setuptools wheel pytest pytest-xdist hypothesis
+pip install -q "numpy>=1.21" "Cython>=3.0" "setuptools>=77" wheel pytest pytest-xdist hypothesis
 
 # -O3 as in a release build, so the sanitizers see the code users run: the
 # loops' SIMD target that this CPU picks, compiled alone (CYROI_ONE_SIMD: its

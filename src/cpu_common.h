@@ -829,10 +829,17 @@ void forward_blocks(const Maps<T>& f, const int64_t* batch, int64_t rois,
 }
 
 // Zeroes the block's channels at every pixel of a rows x columns map, in
-// the order its memory runs: pixel by pixel where its channels are
-// adjacent, else plane by plane (an NCHW block zeroed pixel by pixel strode
-// a plane per store: 11% of frcnn_head's roi_pool backward).
+// the order its memory runs: as one run where the block is all of an NHWC
+// image (memset: at mask_head's 55 MB, non-temporal stores that skip
+// reading the lines first, roi_align and roi_pool NHWC backward 0.84-0.92x
+// the time on AVX2), pixel by pixel where its channels are adjacent, else
+// plane by plane (an NCHW block zeroed pixel by pixel strode a plane per
+// store: 11% of frcnn_head's roi_pool backward). All-zero bits are +0.
 template <typename T> void zero_block(const ChannelBlock<T>& b, int64_t rows, int64_t columns) {
+  if (b.sc == 1 && b.sw == b.width && b.sh == columns * b.width) {
+    memset(b.data, 0, (size_t)(rows * columns * b.width) * sizeof(T));
+    return;
+  }
   if (b.sc == 1) {
     for (int64_t h = 0; h < rows; ++h)
       for (int64_t w = 0; w < columns; ++w)

@@ -425,7 +425,7 @@ def report(result):
               f"multiply-adds, gathers {r['gather_bytes_per_s'] / 1e9:6.1f} GB/s")
     copy = result["probe"]["copy_bytes_per_s"]
     print("1 -> 2 thread speedup, paired (median of per-pair ratios, quartiles); the "
-          f"machine's own for a memory-bound copy: {copy['2'] / copy['1']:.2f}:")
+          f"machine's own for a memory-bound copy: {copy[str(TARGET_THREADS)] / copy['1']:.2f}:")
     for r in result["thread_scaling"]:
         low, high = r["quartiles"]
         print(f"  {r['workload']:11s} {r['op']:15s} {r['speedup']:5.2f} ({low:.2f}-{high:.2f})")

@@ -28,10 +28,9 @@ def run(command, simd):
 def test_narrower_target_matches_reference(simd):
     picked = run(["-c", "from cyroi import _cpu_ext; print(_cpu_ext.simd_bytes())"], simd)
     assert picked.stdout.split() == [str(simd)], picked.stderr
-    # Left out: the copy of the map in stretches, which has no per-target code.
     # Two workers where pytest-xdist is installed: a minute in one process,
     # the suite's longest test by far.
     workers = ["-n", "2"] if importlib.util.find_spec("xdist") else []
     suite = run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *workers,
-                 str(TESTS / "test_vs_reference.py"), "-k", "not stretches"], simd)
+                 str(TESTS / "test_vs_reference.py")], simd)
     assert suite.returncode == 0, suite.stdout[-4000:] + suite.stderr[-2000:]

@@ -7,7 +7,7 @@
   by 1 and 2 processes at once, each copying its share, in step: the
   bandwidth that 2 cores get together bounds the thread scaling of a
   memory-bound loop (on the 2-core AVX2 VM of bench/results, two cores
-  copied 0.77-0.99x the bytes per second of one).
+  copied 0.77-1.21x the bytes per second of one in ten runs).
 """
 import json
 import os

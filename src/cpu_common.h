@@ -517,10 +517,10 @@ template <> struct Tile<float, 32> {
         quads[4 * h + 2 * i + 1] = __builtin_shuffle(a, b, Mask{2, 3, 10, 11, 6, 7, 14, 15});
       }
     for (int i = 0; i < 4; ++i) {
-      store_line<float, 32>(dst + i * ds,
-                            __builtin_shuffle(quads[i], quads[4 + i], Mask{0, 1, 2, 3, 8, 9, 10, 11}));
-      store_line<float, 32>(dst + (4 + i) * ds, __builtin_shuffle(quads[i], quads[4 + i],
-                                                                  Mask{4, 5, 6, 7, 12, 13, 14, 15}));
+      const Row low = __builtin_shuffle(quads[i], quads[4 + i], Mask{0, 1, 2, 3, 8, 9, 10, 11});
+      const Row high = __builtin_shuffle(quads[i], quads[4 + i], Mask{4, 5, 6, 7, 12, 13, 14, 15});
+      store_line<float, 32>(dst + i * ds, low);
+      store_line<float, 32>(dst + (4 + i) * ds, high);
     }
   }
 };
@@ -624,8 +624,8 @@ static const int64_t kStretchBytes = 512 << 10;
 template <typename T, typename Move>
 void for_each_stretch(int64_t pixels, int64_t width, Move move) {
   const int64_t lanes = Lanes<T>::value;
-  const int64_t stretch =
-      std::max<int64_t>(Tile<T, 16>::size, kStretchBytes / (width * (int64_t)sizeof(T)));
+  const int64_t stretch = std::max<int64_t>(Tile<TiledAs<T>, 16>::size,
+                                            kStretchBytes / (width * (int64_t)sizeof(T)));
   for (int64_t p = 0; p < pixels; p += stretch)
     for (int64_t c = 0; c < width; c += lanes)
       move(p, c, std::min(stretch, pixels - p), std::min(lanes, width - c));

@@ -82,12 +82,15 @@ def test_set_result_cache_rejects_non_sizes(bad):
         cyroi.set_result_cache(bad)
 
 
-@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("layout,grad_out", [("NCHW", "contiguous"), ("NHWC", "view"),
+                                             ("NHWC", "contiguous")])
 @pytest.mark.parametrize("op", ["roi_align", "roi_pool"])
-def test_a_gradient_in_a_dirty_block_is_zeroed_by_the_loop(op, layout):
+def test_a_gradient_in_a_dirty_block_is_zeroed_by_the_loop(op, layout, grad_out):
     """A gradient of reusable size takes a cached block as it is (here one
     filled with NaN bits) and the backward loop zeroes it: the result equals
-    the reference, pixels no RoI reads included."""
+    the reference, pixels no RoI reads included. NHWC output gradients come
+    as a transposed view of NCHW ones (channels apart) and contiguous:
+    roi_pool's backward takes a loop of its own for each."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 64, 48, 40))
     rois = np.array([[0, 2, 3, 20, 30], [1, 10, 5, 38, 17], [1, 0, 0, 9, 9]], np.float64)
@@ -107,6 +110,8 @@ def test_a_gradient_in_a_dirty_block_is_zeroed_by_the_loop(op, layout):
         return array.transpose(0, 2, 3, 1) if layout == "NHWC" else array
 
     g, shape = in_layout(np.ones(out.shape)), in_layout(x).shape
+    if grad_out == "contiguous":
+        g = np.ascontiguousarray(g)
     if op == "roi_align":
         grad = cyroi.roi_align_backward(g, rois, shape, 0.5, 2, True, layout=layout)
     else:

@@ -542,11 +542,14 @@ template <> struct Tile<double, 32> {
   }
 };
 #endif
-// Integers go through the tiles of the floating-point type of their width:
-// bits moved, no arithmetic.
+// Integers go through the tiles of the floating-point type of their width
+// (bits moved, no arithmetic) where there are such tiles; else as they are.
 template <typename T>
-using TiledAs = std::conditional_t<std::is_same<T, int32_t>::value, float,
-                                   std::conditional_t<std::is_same<T, int64_t>::value, double, T>>;
+using FloatOfWidth =
+    std::conditional_t<std::is_same<T, int32_t>::value, float,
+                       std::conditional_t<std::is_same<T, int64_t>::value, double, T>>;
+template <typename T, int V>
+using TiledAs = std::conditional_t<(Tile<FloatOfWidth<T>, V>::size > 1), FloatOfWidth<T>, T>;
 
 // How far ahead along its source rows a wide transpose asks for lines
 // (copy_channels_last: each row is a plane of the map, streamed from
@@ -567,8 +570,8 @@ static const int64_t kRowPrefetchBytes = 256;
 template <typename T, int V>
 CYROI_ALWAYS_INLINE void transpose_tiles(const T* src, int64_t ss, int64_t rows, int64_t cols,
                                          T* dst, int64_t ds, bool prefetch_rows) {
-  using Tiles = Tile<TiledAs<T>, V>;
-  using M = TiledAs<T>;
+  using M = TiledAs<T, V>;
+  using Tiles = Tile<M, V>;
   const int64_t n = Tiles::size, full_rows = rows / n * n, full_cols = cols / n * n;
   if (rows >= cols) {
     for (int64_t i = 0; i < full_rows; i += n)
@@ -624,7 +627,7 @@ static const int64_t kStretchBytes = 512 << 10;
 template <typename T, typename Move>
 void for_each_stretch(int64_t pixels, int64_t width, Move move) {
   const int64_t lanes = Lanes<T>::value;
-  const int64_t stretch = std::max<int64_t>(Tile<TiledAs<T>, 16>::size,
+  const int64_t stretch = std::max<int64_t>(Tile<TiledAs<T, 16>, 16>::size,
                                             kStretchBytes / (width * (int64_t)sizeof(T)));
   for (int64_t p = 0; p < pixels; p += stretch)
     for (int64_t c = 0; c < width; c += lanes)

@@ -603,12 +603,19 @@ CYROI_ALWAYS_INLINE void transpose_tiles(const T* src, int64_t ss, int64_t rows,
   }
 }
 
+// How transpose runs: whether it asks for its source rows' lines ahead
+// (transpose_tiles' prefetch_rows), and on which tiles.
+enum class RowPrefetch { kNone, kAhead };
+enum class TileWidth { kWidest, k16Bytes };
+
 // transpose_tiles on the widest tiles this CPU has (AVX-512 runs AVX2's), or
-// with wide_tiles false on 16-byte ones.
+// on 16-byte ones.
 template <typename T>
 void transpose(const T* src, int64_t ss, int64_t rows, int64_t cols, T* dst, int64_t ds,
-               bool prefetch_rows = false, bool wide_tiles = true) {
-  if (!wide_tiles) return transpose_tiles<T, 16>(src, ss, rows, cols, dst, ds, prefetch_rows);
+               RowPrefetch prefetch = RowPrefetch::kNone, TileWidth tiles = TileWidth::kWidest) {
+  const bool prefetch_rows = prefetch == RowPrefetch::kAhead;
+  if (tiles == TileWidth::k16Bytes)
+    return transpose_tiles<T, 16>(src, ss, rows, cols, dst, ds, prefetch_rows);
   on_simd([&](auto simd) CYROI_INLINE_LAMBDA {
     transpose_tiles<T, std::min(simd(), 32)>(src, ss, rows, cols, dst, ds, prefetch_rows);
   });
@@ -640,7 +647,8 @@ void copy_channels_last(const Maps<T>& f, int64_t n, int64_t c0, int64_t width, 
   const T* src = f.plane(n, c0);
   if (f.s.w == 1 && f.s.h == f.W) {
     const auto move = [&](int64_t p, int64_t c, int64_t stretch, int64_t planes) {
-      transpose(src + c * f.s.c + p, f.s.c, planes, stretch, block + p * width + c, width, true);
+      transpose(src + c * f.s.c + p, f.s.c, planes, stretch, block + p * width + c, width,
+                RowPrefetch::kAhead);
     };
     return for_each_stretch<T>(f.H * f.W, width, move);
   }
@@ -748,7 +756,8 @@ void store_bins(const T* staged, int64_t width, const Pooled<T>& out, int64_t k,
     // Straight into the pooled array: 16-byte tiles (AVX2's, whose stores
     // cross a cache line more often at the results' pitch, took 1.02-1.07x
     // the time on frcnn_head).
-    return transpose(staged, width, out.PH * out.PW, width, dst, out.s.c, false, false);
+    return transpose(staged, width, out.PH * out.PW, width, dst, out.s.c, RowPrefetch::kNone,
+                     TileWidth::k16Bytes);
   for (int64_t c = 0; c < width; ++c)
     for (int64_t ph = 0; ph < out.PH; ++ph)
       for (int64_t pw = 0; pw < out.PW; ++pw)

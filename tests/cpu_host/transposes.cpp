@@ -6,7 +6,7 @@
 
 #include "cpu_common.h"
 
-template <typename T> int mismatches(std::mt19937_64& random, bool wide_tiles) {
+template <typename T> int mismatches(std::mt19937_64& random, cyroi::TileWidth tiles) {
   int bad = 0;
   for (int shape = 0; shape < 400; ++shape) {
     // Up to 40 x 40: whole 8 x 8 and 4 x 4 tiles and every remainder.
@@ -17,7 +17,8 @@ template <typename T> int mismatches(std::mt19937_64& random, bool wide_tiles) {
     for (size_t i = 0; i < got.size(); ++i) got[i] = want[i] = (T)i;  // gaps stay as they are
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t j = 0; j < cols; ++j) want[j * ds + i] = src[i * ss + j];
-    cyroi::transpose(src.data(), ss, rows, cols, got.data(), ds, random() % 2 == 0, wide_tiles);
+    const auto prefetch = random() % 2 ? cyroi::RowPrefetch::kAhead : cyroi::RowPrefetch::kNone;
+    cyroi::transpose(src.data(), ss, rows, cols, got.data(), ds, prefetch, tiles);
     bad += memcmp(got.data(), want.data(), got.size() * sizeof(T)) != 0;
   }
   return bad;
@@ -26,10 +27,10 @@ template <typename T> int mismatches(std::mt19937_64& random, bool wide_tiles) {
 int main() {
   std::mt19937_64 random(2026);
   int bad = 0;
-  for (bool wide : {true, false})
-    bad += mismatches<float>(random, wide) + mismatches<double>(random, wide) +
-           mismatches<int32_t>(random, wide) + mismatches<int64_t>(random, wide) +
-           mismatches<uint16_t>(random, wide);
+  for (auto tiles : {cyroi::TileWidth::kWidest, cyroi::TileWidth::k16Bytes})
+    bad += mismatches<float>(random, tiles) + mismatches<double>(random, tiles) +
+           mismatches<int32_t>(random, tiles) + mismatches<int64_t>(random, tiles) +
+           mismatches<uint16_t>(random, tiles);
   printf("simd %d mismatches %d\n", cyroi::simd_bytes(), bad);
   return bad != 0;
 }

@@ -2,7 +2,9 @@
 // element types and counts the results that differ from a plain loop's:
 // tests/test_transposes.py runs it on every SIMD target the CPU has.
 #include <cstdio>
+#include <cstring>
 #include <random>
+#include <vector>
 
 #include "cpu_common.h"
 
